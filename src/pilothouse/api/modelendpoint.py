@@ -39,7 +39,9 @@ class ModelSource(StrictModel):
     ``readinessPath``.
     """
 
-    name: str | None = Field(default=None, description="Model name in the inference protocol; default: endpoint name")
+    name: str | None = Field(
+        default=None, description="Model name in the inference protocol; default: endpoint name"
+    )
     uri: str | None = None
     format: ModelFormat | None = None
     className: str | None = Field(default=None, description="For format python: the class to load")
@@ -52,7 +54,8 @@ class ModelSource(StrictModel):
         given = [k for k in ("uri", "image", "command") if getattr(self, k)]
         if len(given) != 1:
             raise ValueError(
-                "exactly one of uri, image or command must be set" + (f" (got {', '.join(given)})" if given else "")
+                "exactly one of uri, image or command must be set"
+                + (f" (got {', '.join(given)})" if given else "")
             )
         if self.uri is not None and self.format is None:
             suffix = PurePosixPath(self.uri.split("://", 1)[-1]).suffix.lower()
@@ -155,8 +158,11 @@ class ModelEndpointSpec(StrictModel):
 class ModelEndpointStatus(StrictModel):
     observedGeneration: int | None = None
     url: str | None = None
-    replicas: int = 0
-    readyReplicas: int = 0
+    desiredReplicas: int = Field(
+        default=0, description="Replicas the controller wants for the newest revision"
+    )
+    replicas: int = Field(default=0, description="Replicas that exist, across revisions")
+    readyReplicas: int = Field(default=0, description="Replicas that answer traffic, across revisions")
     revision: int | None = Field(default=None, description="The spec generation the ready replicas serve")
     conditions: list[Condition] = Field(default_factory=list)
 

@@ -65,10 +65,14 @@ def by_plural(plural: str) -> KindInfo:
 def parse_manifest(doc: Any, source: str | None = None) -> Resource:
     """Validate one decoded document into a typed resource; errors name the field path and the source."""
     if not isinstance(doc, Mapping):
-        raise ManifestError([FieldProblem("", f"a manifest must be a mapping, got {type(doc).__name__}")], source)
+        raise ManifestError(
+            [FieldProblem("", f"a manifest must be a mapping, got {type(doc).__name__}")], source
+        )
     api_version = doc.get("apiVersion")
     if api_version != API_VERSION:
-        message = "required field is missing" if api_version is None else f"unknown apiVersion {api_version!r}"
+        message = (
+            "required field is missing" if api_version is None else f"unknown apiVersion {api_version!r}"
+        )
         raise ManifestError([FieldProblem("apiVersion", f"{message} (expected {API_VERSION})")], source)
     kind = doc.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:

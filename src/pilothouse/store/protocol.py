@@ -16,6 +16,7 @@ The semantics are the ones users and controllers already rely on with Kubernetes
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,7 +114,9 @@ class Store(Protocol):
         """Replace the status only; same resourceVersion rule as ``update``."""
         ...
 
-    def delete(self, kind: str, namespace: str, name: str, *, resource_version: str | None = None) -> Resource:
+    def delete(
+        self, kind: str, namespace: str, name: str, *, resource_version: str | None = None
+    ) -> Resource:
         """Remove the object and return its last state; raises ``NotFound`` or ``Conflict``."""
         ...
 
@@ -125,14 +128,18 @@ class Store(Protocol):
 
     def current_version(self) -> int: ...
 
-    def history(self, uid: str) -> list[SpecRevision]:
+    def history(self, uid: str) -> builtins.list[SpecRevision]:
         """Every spec generation of one object, oldest first."""
         ...
 
-    def record_event(self, obj: ObjectReference, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+    def record_event(
+        self, obj: ObjectReference, type_: Literal["Normal", "Warning"], reason: str, message: str
+    ) -> None:
         """Add an event, folding it into the last one with the same object, reason and message."""
         ...
 
-    def list_events(self, obj: ObjectReference | None = None, namespace: str | None = None) -> list[Event]: ...
+    def list_events(
+        self, obj: ObjectReference | None = None, namespace: str | None = None
+    ) -> builtins.list[Event]: ...
 
     def close(self) -> None: ...

@@ -1,0 +1,171 @@
+"""``make demo``: the platform's main job end to end on the embedded control plane.
+
+Trains the iris model, starts ``pilothouse up`` in the background on free ports with a temporary data
+dir, applies the endpoint, waits for Ready (with a progress display), sends real predictions through
+the endpoint's URL and prints them with latency, deletes the endpoint, and stops the platform — then
+checks that no process it started is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "iris"
+CLI = [sys.executable, "-m", "pilothouse.cli"]
+console = Console(highlight=False)
+
+SAMPLES = [
+    ([5.1, 3.5, 1.4, 0.2], "setosa"),
+    ([6.7, 3.0, 5.2, 2.3], "virginica"),
+    ([5.9, 3.0, 4.2, 1.5], "versicolor"),
+    ([6.3, 2.5, 5.0, 1.9], "virginica"),
+]
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def step(text: str) -> None:
+    console.print(f"\n[bold cyan]==>[/bold cyan] [bold]{text}[/bold]")
+
+
+def run_cli(*args: str, env: dict[str, str]) -> str:
+    console.print(f"[dim]$ pilothouse {' '.join(args)}[/dim]")
+    result = subprocess.run([*CLI, *args], env=env, text=True, capture_output=True, check=False)
+    if result.stdout:
+        console.print(result.stdout.rstrip(), markup=False)
+    if result.returncode != 0:
+        console.print(result.stderr.rstrip(), markup=False, style="red")
+        raise SystemExit(f"`pilothouse {' '.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"pilothouse up exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the control plane did not become ready in time")
+
+
+def predict(url: str) -> None:
+    table = Table(title="Predictions through the endpoint URL", header_style="bold")
+    for column in ("input", "expected", "predicted", "latency"):
+        table.add_column(column)
+    with httpx.Client(timeout=10.0) as http:
+        for features, expected in SAMPLES:
+            body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": features}]}
+            started = time.perf_counter()
+            response = http.post(f"{url}/v2/models/iris/infer", json=body)
+            elapsed = (time.perf_counter() - started) * 1e3
+            response.raise_for_status()
+            label = CLASSES[int(response.json()["outputs"][0]["data"][0])]
+            mark = "[green]✓[/green]" if label == expected else "[red]✗[/red]"
+            table.add_row(str(features), expected, f"{label} {mark}", f"{elapsed:.1f} ms")
+        timings = []
+        body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": SAMPLES[0][0]}]}
+        for _ in range(200):
+            started = time.perf_counter()
+            http.post(f"{url}/v2/models/iris/infer", json=body).raise_for_status()
+            timings.append((time.perf_counter() - started) * 1e3)
+    console.print(table)
+    timings.sort()
+    console.print(
+        f"200 sequential requests: p50 {timings[100]:.2f} ms, p99 {timings[197]:.2f} ms "
+        "(client -> gateway -> model server, loopback)"
+    )
+
+
+def main() -> int:
+    step("Training the iris model")
+    subprocess.run([sys.executable, str(EXAMPLE / "train.py")], check=True)
+
+    with tempfile.TemporaryDirectory(prefix="pilothouse-demo-") as data_dir:
+        port, gateway_port = free_port(), free_port()
+        server = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PILOTHOUSE_SERVER": server}
+        log_path = Path(data_dir) / "up.log"
+        step(
+            f"Starting the embedded control plane (pilothouse up --port {port} --gateway-port {gateway_port})"
+        )
+        with log_path.open("wb") as log:
+            up = subprocess.Popen(
+                [
+                    *CLI,
+                    "up",
+                    "--port",
+                    str(port),
+                    "--gateway-port",
+                    str(gateway_port),
+                    "--data-dir",
+                    data_dir,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started: list[psutil.Process] = []
+        try:
+            wait_healthy(server, up)
+            step("Applying examples/iris/endpoint.yaml and waiting for Ready")
+            t0 = time.perf_counter()
+            run_cli("apply", "-f", str(EXAMPLE / "endpoint.yaml"), "--wait", env=env)
+            console.print(f"apply -> Ready in {time.perf_counter() - t0:.2f} s")
+            run_cli("get", "modelendpoints", env=env)
+            started = psutil.Process(up.pid).children(recursive=True)
+            url = run_cli("get", "me", "iris", "-o", "json", env=env)
+            endpoint_url = json.loads(url)["status"]["url"]
+            step(f"Sending predictions to {endpoint_url}")
+            predict(endpoint_url)
+            step("Describing the endpoint")
+            run_cli("describe", "modelendpoint", "iris", env=env)
+            step("Model server logs")
+            run_cli("logs", "iris", "--tail", "5", env=env)
+            step("Deleting the endpoint")
+            run_cli("delete", "modelendpoint", "iris", env=env)
+        finally:
+            step("Stopping the control plane")
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait()
+                console.print("[red]the control plane did not stop in 30 s; killed[/red]")
+        leftovers = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if leftovers:
+            console.print(f"[red]processes left behind: {[p.pid for p in leftovers]}[/red]")
+            return 1
+        console.print(
+            f"control plane exited with {up.returncode}; {len(started)} replica process(es) started, none left behind"
+        )
+        return 0 if up.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Shared CLI plumbing: the client for ``--server``, consoles, and turning errors into exit codes.
+
+Every command fails the same way: one line per problem on stderr, non-zero exit, never a traceback for
+an error the user can fix.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from pilothouse.api.errors import ManifestError
+from pilothouse.client import ApiError, PilothouseClient
+from pilothouse.client.waiting import WaitFailed
+from pilothouse.settings import default_server_url
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    server: str | None = None
+
+    def client(self) -> PilothouseClient:
+        return PilothouseClient(self.server or default_server_url())
+
+
+def state(ctx: typer.Context) -> CliState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Map expected failures to one clear stderr message and exit code 1."""
+    try:
+        yield
+    except ManifestError as exc:
+        prefix = f"{exc.source}: " if exc.source else ""
+        for problem in exc.problems:
+            err.print(f"error: {prefix}{problem}", markup=False)
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        if exc.causes:
+            for cause in exc.causes:
+                field = cause.get("field", "")
+                err.print(f"error: {field + ': ' if field else ''}{cause.get('message', '')}", markup=False)
+        else:
+            err.print(f"error: {exc.message}", markup=False)
+        raise typer.Exit(1) from None
+    except WaitFailed as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: run a command body under ``handle_errors``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with handle_errors():
+            return fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,126 @@
+"""``EmbeddedControlPlane``: start everything for ``pilothouse up``, stop everything on Ctrl-C.
+
+Start order: lock the data dir, bind both ports, open the store, start the runtime (which adopts
+replicas left by a control plane that was killed), start the controllers, then serve. Stop order is
+the reverse, so no replica outlives the control plane that started it unless it was killed with SIGKILL
+— in which case the next ``up`` adopts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Generator
+
+import uvicorn
+import uvloop
+
+from pilothouse import __version__
+from pilothouse.controllers.manager import Manager, ObjectKey
+from pilothouse.controllers.modelendpoint import ModelEndpointReconciler
+from pilothouse.embedded.guards import DataDirLock, bind_listener
+from pilothouse.runtime.local import LocalRuntime
+from pilothouse.server.app import create_app
+from pilothouse.server.services import ControlPlaneServices
+from pilothouse.serving.gateway.proxy import Gateway
+from pilothouse.serving.gateway.routes import RouteTable
+from pilothouse.settings import Settings
+from pilothouse.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the control plane (two servers share a loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class EmbeddedControlPlane:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = DataDirLock(settings.lock_path)
+        self._sockets: list[socket.socket] = []
+        self._servers: list[_Server] = []
+        self.api_url = f"http://{settings.host}:{settings.port}"
+        self.gateway_url = f"http://{settings.host}:{settings.gateway_port}"
+
+    def _bind(self) -> tuple[socket.socket, socket.socket]:
+        api = bind_listener(self.settings.host, self.settings.port, "--port")
+        self._sockets.append(api)
+        gateway = bind_listener(self.settings.host, self.settings.gateway_port, "--gateway-port")
+        self._sockets.append(gateway)
+        # Ephemeral ports (0) resolve here, so URLs are right even when the caller asked for "any".
+        self.api_url = f"http://{self.settings.host}:{api.getsockname()[1]}"
+        self.gateway_url = f"http://{self.settings.host}:{gateway.getsockname()[1]}"
+        return api, gateway
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM; then stop every replica and release the data dir."""
+        self._lock.acquire()
+        try:
+            api_sock, gateway_sock = self._bind()
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            store = SqlStore(self.settings.database_path)
+            try:
+                runtime = LocalRuntime(self.settings.runtime_dir, accelerators=self.settings.accelerators)
+                try:
+                    self._serve(store, runtime, api_sock, gateway_sock)
+                finally:
+                    log.info("stopping replicas")
+                    runtime.close(stop_workloads=True)
+            finally:
+                store.close()
+        finally:
+            for sock in self._sockets:
+                sock.close()
+            self._lock.release()
+
+    def _serve(
+        self, store: SqlStore, runtime: LocalRuntime, api_sock: socket.socket, gateway_sock: socket.socket
+    ) -> None:
+        routes = RouteTable()
+        reconciler = ModelEndpointReconciler(store, runtime, routes, self.gateway_url)
+        manager = Manager(store, [reconciler], resync_seconds=self.settings.resync_seconds)
+
+        def on_runtime_change(owner_uid: str) -> None:
+            key: ObjectKey | None = reconciler.key_for_uid(owner_uid)
+            if key is not None:
+                manager.enqueue(key)
+
+        runtime.on_change(on_runtime_change)
+        services = ControlPlaneServices(
+            store=store, runtime=runtime, gateway_url=self.gateway_url, version=__version__
+        )
+        app = create_app(services)
+        gateway = Gateway(routes)
+        self._servers = [
+            _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")),
+            _Server(
+                uvicorn.Config(
+                    gateway, log_level="warning", access_log=False, http="httptools", loop="uvloop"
+                )
+            ),
+        ]
+        manager.start()
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(self._serve_forever([api_sock], [gateway_sock]))
+        finally:
+            manager.stop()
+
+    async def _serve_forever(self, api: list[socket.socket], gateway: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        log.info("control plane on %s, gateway on %s", self.api_url, self.gateway_url)
+        await asyncio.gather(self._servers[0].serve(api), self._servers[1].serve(gateway))
+
+    def request_stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
