@@ -1,7 +1,8 @@
 """``up``: run the embedded control plane in the foreground until Ctrl-C.
 
 This is the one command that is not an HTTP client: it *is* the server, so it imports the composition
-root (``pilothouse.embedded``) — an exception the layer contracts name explicitly.
+root (``pilothouse.embedded``) — an exception the layer contracts name explicitly — and imports it only
+when it runs, so the other commands start fast.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Annotated
 import typer
 
 from pilothouse.cli.context import err, fail
-from pilothouse.embedded.controlplane import EmbeddedControlPlane
-from pilothouse.embedded.guards import StartupError
 from pilothouse.settings import DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
 
 
@@ -43,9 +42,15 @@ def up(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Start the embedded control plane, runtime and gateway on this machine."""
+    # Imported here, not at module top: the server stack (SQLAlchemy, uvicorn, Alembic) costs ~2 s of
+    # start-up that every other command (a pure HTTP client) would otherwise pay.
+    from pilothouse.embedded.controlplane import EmbeddedControlPlane
+    from pilothouse.embedded.guards import StartupError
+
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     settings = Settings(
         data_dir=data_dir or default_data_dir(),
         host=host,

@@ -1,0 +1,63 @@
+"""Helpers shared by the local runtime tests (a module of its own: ``conftest`` is not for importing)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import pytest
+
+from pilothouse.runtime.protocol import OwnerRef
+
+SERVER = r"""
+import http.server, os, subprocess, sys
+print(f"pid={os.getpid()} cuda={os.environ.get('CUDA_VISIBLE_DEVICES')!r}", flush=True)
+if os.environ.get("SPAWN_GRANDCHILDREN"):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    in_group = subprocess.Popen(sleeper)
+    escaped = subprocess.Popen(sleeper, start_new_session=True)
+    print(f"grandchildren={in_group.pid},{escaped.pid}", flush=True)
+if os.environ.get("FAIL_WITH"):
+    with open(os.environ["PILOTHOUSE_TERMINATION_LOG"], "w") as f:
+        f.write(os.environ["FAIL_WITH"] + "\n")
+    print("failing on purpose", flush=True)
+    sys.exit(3)
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/v2/health/ready" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer((os.environ["HOST"], int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def wait_for(
+    condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def owner(name: str) -> OwnerRef:
+    return OwnerRef(kind="ModelEndpoint", namespace="default", name=name, uid=f"uid-{name}")
