@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	@$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	@$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
