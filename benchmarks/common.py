@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 import yaml
-from modelserver.bench import free_port
 
+from modelserver.bench import free_port
 from pilothouse.api.registry import KINDS, KindInfo, Resource, parse_manifest
 from pilothouse.client import PilothouseClient
 

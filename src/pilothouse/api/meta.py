@@ -76,6 +76,23 @@ class ObjectMeta(StrictModel):
     creationTimestamp: datetime | None = None
 
 
+class ClusterObjectMeta(StrictModel):
+    """Metadata of a cluster-scoped object (a ``Team``): no namespace — the team *is* one."""
+
+    name: DNSLabel
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: datetime | None = None
+
+    @property
+    def namespace(self) -> str:
+        """Cluster-scoped objects are stored under the empty namespace."""
+        return ""
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 

@@ -13,11 +13,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from pilothouse.api.errors import FieldProblem, ManifestError, problems_from_validation_error
+from pilothouse.api.job import Job
 from pilothouse.api.meta import API_VERSION
 from pilothouse.api.modelendpoint import ModelEndpoint
+from pilothouse.api.team import Team
 
-Resource = ModelEndpoint
-"""Every stored kind (a union as more kinds arrive)."""
+Resource = ModelEndpoint | Job | Team
+"""Every stored kind."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class KindInfo:
     plural: str
     singular: str
     short_names: tuple[str, ...]
-    model: type[Resource]
+    model: type[ModelEndpoint] | type[Job] | type[Team]
     namespaced: bool = True
 
     @property
@@ -42,6 +44,8 @@ KINDS: dict[str, KindInfo] = {
         short_names=("me",),
         model=ModelEndpoint,
     ),
+    "Job": KindInfo(kind="Job", plural="jobs", singular="job", short_names=("pj",), model=Job),
+    "Team": KindInfo(kind="Team", plural="teams", singular="team", short_names=("tm",), model=Team, namespaced=False),
 }
 
 

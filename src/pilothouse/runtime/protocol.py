@@ -101,3 +101,81 @@ class Runtime(Protocol):
         ...
 
     def close(self, stop_workloads: bool = True) -> None: ...
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+JobRunPhase = Literal["Starting", "Running", "Succeeded", "Failed", "Terminating", "Stopped"]
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One attempt of an admitted job: ``workers`` processes started together (a gang)."""
+
+    owner: OwnerRef
+    attempt: int
+    workers: int
+    command: list[str]
+    resources: Resources
+    """Per worker."""
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    active_deadline_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    index: int
+    pid: int | None
+    devices: tuple[str, ...]
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class JobRunState:
+    """What the runtime observes of a job's current attempt."""
+
+    owner_uid: str
+    attempt: int
+    phase: JobRunPhase
+    workers: tuple[WorkerState, ...]
+    started_at: float | None = None
+    """Wall-clock time (``time.time()``) the gang was started."""
+    finished_at: float | None = None
+    reason: str = ""
+    """``Completed``, ``Error`` (a worker exited non-zero), ``DeadlineExceeded``, ``Stopped`` (preempted or cancelled)."""
+    message: str = ""
+    exit_code: int | None = None
+    """The first non-zero worker exit code, or 0 when all succeeded."""
+
+
+class InsufficientResources(Exception):
+    """The runtime cannot start the gang now (devices not free); the queue should not have admitted it."""
+
+
+class JobRuntime(Protocol):
+    """Where admitted jobs run. Implemented by the local runtime (processes) and, later, Kubernetes."""
+
+    def capacity(self) -> dict[str, int]:
+        """Total schedulable amount per resource: accelerators as counts, ``cpu`` in millicores, ``memory`` in bytes."""
+        ...
+
+    def start_job(self, run: JobRun) -> None:
+        """Start every worker of the attempt (all or none); idempotent for the same (uid, attempt)."""
+        ...
+
+    def stop_job(self, owner_uid: str, grace_seconds: float) -> None:
+        """SIGTERM every worker, wait up to the grace period, then SIGKILL; returns at once (asynchronous)."""
+        ...
+
+    def observe_job(self, owner_uid: str) -> JobRunState | None:
+        """The current attempt's state, or None if the runtime has no attempt of that job."""
+        ...
+
+    def forget_job(self, owner_uid: str) -> None:
+        """Drop a finished attempt's record (its processes are already gone); idempotent."""
+        ...
+
+    def job_owners(self) -> set[str]: ...
+
+    def job_log_files(self, owner_uid: str, worker: int | None = None) -> list[tuple[str, Path]]: ...

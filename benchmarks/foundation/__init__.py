@@ -1,0 +1,1 @@
+"""Benchmarks of the foundation: apply-to-Ready and the gateway on a real ``pilothouse up``."""
