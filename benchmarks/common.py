@@ -25,6 +25,7 @@ import httpx
 import yaml
 
 from modelserver.bench import free_port
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import KINDS, KindInfo, Resource, parse_manifest
 from pilothouse.client import PilothouseClient
 
@@ -127,6 +128,12 @@ def pilothouse_up(data_dir: Path) -> Iterator[Platform]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def endpoint_url(obj: Resource) -> str:
+    """``status.url`` of a ModelEndpoint that is Ready."""
+    assert isinstance(obj, ModelEndpoint) and obj.status.url, f"no status.url on {obj.metadata.name}"
+    return obj.status.url
 
 
 def client_for(plat: Platform) -> PilothouseClient:

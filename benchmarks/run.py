@@ -25,6 +25,7 @@ from rich.table import Table
 from common import (
     ENDPOINT_INFO,
     client_for,
+    endpoint_url,
     iris_endpoint,
     machine_info,
     pick_generator,
@@ -77,11 +78,11 @@ def main() -> int:
             ready = wait_ready(client, ENDPOINT_INFO, "default", endpoint.metadata.name, interval=0.02)
             try:
                 replicas = client.replicas(ENDPOINT_INFO, "default", endpoint.metadata.name)
-                assert len(replicas) == 1 and ready.status.url, replicas
+                assert len(replicas) == 1, replicas
                 report["throughput"] = gateway.run(
                     model,
                     str(replicas[0]["url"]),
-                    ready.status.url,
+                    endpoint_url(ready),
                     work,
                     generator=generator,
                     levels=levels,

@@ -8,23 +8,24 @@ of a fresh model-server process. One un-counted warm-up round comes first (page 
 the control plane) and is reported on its own.
 
 The breakdown is reconstructed from cheap, already-available signals: the replica's process start
-time (psutil), and the model server's own log line "loaded sklearn model ... in X s" (timestamped),
+time (/proc/<pid>/stat), and the model server's own log line "loaded sklearn model ... in X s" (timestamped),
 so no instrumentation is added to the platform for it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
-from common import ENDPOINT_INFO, INFER_BODY, percentile
+from common import ENDPOINT_INFO, INFER_BODY, endpoint_url, percentile
 from pilothouse.api.registry import Resource
 from pilothouse.client import ApiError, PilothouseClient
 from pilothouse.client.waiting import wait_gone, wait_ready
@@ -57,12 +58,7 @@ def _breakdown(
     client: PilothouseClient, name: str, wall0: float, ready_wall: float
 ) -> tuple[float | None, ...]:
     replicas = client.replicas(ENDPOINT_INFO, "default", name)
-    created: float | None = None
-    if replicas and replicas[0].get("pid"):
-        try:
-            created = psutil.Process(int(replicas[0]["pid"])).create_time()
-        except psutil.Error:
-            created = None
+    created = _started_at(int(replicas[0]["pid"])) if replicas and replicas[0].get("pid") else None
     loaded_at = load_s = None
     for line in client.logs(ENDPOINT_INFO, "default", name, tail=50):
         match = LOADED.match(line)
@@ -73,6 +69,17 @@ def _breakdown(
     boot = loaded_at - load_s - created if None not in (loaded_at, load_s, created) else None  # type: ignore[operator]
     serve = ready_wall - loaded_at if loaded_at is not None else None
     return spawn, boot, load_s, serve
+
+
+def _started_at(pid: int) -> float | None:
+    """Wall-clock start of ``pid`` to one clock tick (psutil's create_time rounds boot time to 1 s)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    age = uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime in ticks since boot
+    return time.time() - age
 
 
 def _first_inference(http: httpx.Client, url: str, timeout: float = 30.0) -> None:
@@ -107,8 +114,7 @@ def one_round(client: PilothouseClient, http: httpx.Client, endpoint: Resource) 
     t_apply = time.perf_counter()
     ready = wait_ready(client, ENDPOINT_INFO, "default", name, timeout=60.0, interval=POLL_S)
     t_ready, ready_wall = time.perf_counter(), time.time()
-    assert ready.status.url, "Ready without status.url"
-    _first_inference(http, ready.status.url)
+    _first_inference(http, endpoint_url(ready))
     t_infer = time.perf_counter()
     spawn, boot, load, serve = _breakdown(client, name, wall0, ready_wall)
 
