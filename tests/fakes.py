@@ -18,6 +18,7 @@ from pilothouse.runtime.protocol import NotSupported, ReplicaPhase, ReplicaState
 
 class FakeRuntime:
     name = "fake"
+    runs_images = False
 
     def __init__(self) -> None:
         self.replicas: dict[str, ReplicaState] = {}

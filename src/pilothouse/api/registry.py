@@ -45,7 +45,9 @@ KINDS: dict[str, KindInfo] = {
         model=ModelEndpoint,
     ),
     "Job": KindInfo(kind="Job", plural="jobs", singular="job", short_names=("pj",), model=Job),
-    "Team": KindInfo(kind="Team", plural="teams", singular="team", short_names=("tm",), model=Team, namespaced=False),
+    "Team": KindInfo(
+        kind="Team", plural="teams", singular="team", short_names=("tm",), model=Team, namespaced=False
+    ),
 }
 
 

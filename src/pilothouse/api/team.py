@@ -19,9 +19,12 @@ BUILTIN_PRIORITY_CLASSES: dict[str, int] = {"low": 100, "normal": 500, "high": 1
 
 
 class ResourceQuota(StrictModel):
-    nominal: Quantity = Field(description="Guaranteed amount (GPUs as a count, cpu in cores, memory in bytes)")
+    nominal: Quantity = Field(
+        description="Guaranteed amount (GPUs as a count, cpu in cores, memory in bytes)"
+    )
     borrowingLimit: Quantity | None = Field(
-        default=None, description="How much more than nominal it may borrow from its cohort; unset = unlimited"
+        default=None,
+        description="How much more than nominal it may borrow from its cohort; unset = unlimited",
     )
     lendingLimit: Quantity | None = Field(
         default=None, description="How much of its unused nominal others may borrow; unset = all of it"
@@ -29,8 +32,12 @@ class ResourceQuota(StrictModel):
 
 
 class TeamSpec(StrictModel):
-    quotas: dict[str, ResourceQuota] = Field(default_factory=dict, description="Per resource: nvidia.com/gpu, cpu, memory")
-    cohort: DNSLabel | None = Field(default=None, description="Teams in one cohort lend each other idle quota")
+    quotas: dict[str, ResourceQuota] = Field(
+        default_factory=dict, description="Per resource: nvidia.com/gpu, cpu, memory"
+    )
+    cohort: DNSLabel | None = Field(
+        default=None, description="Teams in one cohort lend each other idle quota"
+    )
     weight: float = Field(default=1.0, gt=0, le=1000, description="Fair-share weight within the cohort")
     priorityClasses: list[str] = Field(default_factory=lambda: list(BUILTIN_PRIORITY_CLASSES))
 
@@ -39,14 +46,18 @@ class TeamSpec(StrictModel):
     def _known_classes(cls, value: list[str]) -> list[str]:
         unknown = [v for v in value if v not in BUILTIN_PRIORITY_CLASSES]
         if unknown:
-            raise ValueError(f"unknown priority class {unknown[0]!r} (known: {', '.join(BUILTIN_PRIORITY_CLASSES)})")
+            raise ValueError(
+                f"unknown priority class {unknown[0]!r} (known: {', '.join(BUILTIN_PRIORITY_CLASSES)})"
+            )
         return value
 
     @model_validator(mode="after")
     def _resource_names(self) -> TeamSpec:
         for name in self.quotas:
             if name not in {"cpu", "memory"} and "/" not in name:
-                raise ValueError(f"quotas: unknown resource {name!r} (use cpu, memory or e.g. nvidia.com/gpu)")
+                raise ValueError(
+                    f"quotas: unknown resource {name!r} (use cpu, memory or e.g. nvidia.com/gpu)"
+                )
         return self
 
 

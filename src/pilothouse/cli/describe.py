@@ -1,4 +1,4 @@
-"""``describe``: one object in full — spec, status, conditions, replicas, and its events timeline."""
+"""``describe``: one object in full — header, spec, status, conditions, what runs, and its events."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import typer
 import yaml
 from rich.table import Table
 
-from pilothouse.api.registry import resolve_kind
+from pilothouse.api.job import Job
+from pilothouse.api.meta import Condition
+from pilothouse.api.modelendpoint import ModelEndpoint
+from pilothouse.api.registry import Resource, resolve_kind
+from pilothouse.api.team import Team
 from pilothouse.cli.context import command, out, state
-from pilothouse.cli.output import age
+from pilothouse.cli.output import age, team_table, until
+from pilothouse.client import PilothouseClient
 
 
 def _table(columns: list[str], rows: list[list[str]]) -> Table:
@@ -22,12 +27,62 @@ def _table(columns: list[str], rows: list[list[str]]) -> Table:
     return table
 
 
+def _field(label: str, value: object) -> None:
+    out.print(f"[bold]{label + ':':<14}[/bold]{value}")
+
+
 def _section(title: str) -> None:
     out.print(f"[bold]{title}:[/bold]")
 
 
-def _replica_rows(replicas: list[dict[str, Any]]) -> list[list[str]]:
-    return [
+def _header(obj: Resource) -> None:
+    meta = obj.metadata
+    _field("Name", meta.name)
+    if meta.namespace:
+        _field("Namespace", meta.namespace)
+    _field("Kind", f"{obj.kind} ({obj.apiVersion})")
+    _field("Labels", ", ".join(f"{k}={v}" for k, v in meta.labels.items()) or "<none>")
+    _field("Created", f"{meta.creationTimestamp} ({age(meta.creationTimestamp)} ago)")
+    _field("Generation", f"{meta.generation} (observed {obj.status.observedGeneration})")
+
+
+def _spec(obj: Resource) -> None:
+    _section("Spec")
+    out.print(
+        yaml.safe_dump(obj.spec.model_dump(mode="json", exclude_none=True), sort_keys=False).rstrip(),
+        markup=False,
+    )
+
+
+def _conditions(conditions: list[Condition]) -> None:
+    _section("Conditions")
+    rows = [[c.type, c.status, c.reason, c.message, age(c.lastTransitionTime)] for c in conditions]
+    out.print(
+        _table(["TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"], rows) if rows else "  <none>"
+    )
+
+
+def _events(events: list[dict[str, Any]]) -> None:
+    _section("Events")
+    rows = [
+        [e["type"], e["reason"], age(e["lastTimestamp"]), str(e["count"]), e["message"]] for e in events[-20:]
+    ]
+    out.print(_table(["TYPE", "REASON", "AGE", "COUNT", "MESSAGE"], rows) if rows else "  <none>")
+
+
+def _describe_endpoint(client: PilothouseClient, obj: ModelEndpoint) -> None:
+    status = obj.status
+    _field("URL", status.url or "<pending>")
+    _field(
+        "Replicas",
+        f"{status.readyReplicas} ready / {status.desiredReplicas} desired ({status.replicas} total), "
+        f"serving revision {status.revision or '-'}",
+    )
+    _spec(obj)
+    _conditions(status.conditions)
+    _section("Replicas")
+    replicas = client.replicas(resolve_kind("me"), obj.metadata.namespace, obj.metadata.name)
+    rows = [
         [
             r["id"],
             str(r["revision"]),
@@ -39,6 +94,35 @@ def _replica_rows(replicas: list[dict[str, Any]]) -> list[list[str]]:
         ]
         for r in replicas
     ]
+    out.print(
+        _table(["ID", "REV", "PHASE", "URL", "RESTARTS", "DEVICES", "REASON"], rows) if rows else "  <none>"
+    )
+
+
+def _describe_job(obj: Job) -> None:
+    status = obj.status
+    _field("Phase", f"{status.phase}" + (f" ({status.reason})" if status.reason else ""))
+    if status.message:
+        _field("Message", status.message)
+    if status.phase == "Pending":
+        _field(
+            "Queue",
+            f"position {status.queuePosition or '-'}, estimated start {until(status.estimatedStartTime)}",
+        )
+    _field("Attempts", f"{status.attempts} (failures {status.failures}, preemptions {status.preemptions})")
+    _field("Devices", "; ".join(d or "-" for d in status.devices) or "<none>")
+    if status.startTime:
+        _field("Started", status.startTime)
+    if status.completionTime:
+        _field("Completed", f"{status.completionTime} (exit code {status.exitCode})")
+    _spec(obj)
+    _conditions(status.conditions)
+
+
+def _describe_team(obj: Team) -> None:
+    out.print(team_table([obj], wide=True))
+    _spec(obj)
+    _conditions(obj.status.conditions)
 
 
 @command
@@ -48,61 +132,19 @@ def describe(
     name: Annotated[str, typer.Argument()],
     namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
 ) -> None:
-    """Show one resource with its status, replicas and recent events."""
+    """Show one resource with its status, what runs for it, and recent events."""
     info = resolve_kind(kind)
+    namespace = namespace if info.namespaced else ""
     with state(ctx).client() as client:
         obj = client.get(info, namespace, name)
-        replicas = client.replicas(info, namespace, name)
-        events = client.events(namespace, info.kind, name)
-    meta = obj.metadata
-    out.print(f"[bold]Name:[/bold]         {meta.name}")
-    out.print(f"[bold]Namespace:[/bold]    {meta.namespace}")
-    out.print(f"[bold]Kind:[/bold]         {obj.kind} ({obj.apiVersion})")
-    out.print(
-        f"[bold]Labels:[/bold]       {', '.join(f'{k}={v}' for k, v in meta.labels.items()) or '<none>'}"
-    )
-    out.print(f"[bold]Created:[/bold]      {meta.creationTimestamp} ({age(meta.creationTimestamp)} ago)")
-    out.print(f"[bold]Generation:[/bold]   {meta.generation} (observed {obj.status.observedGeneration})")
-    out.print(f"[bold]URL:[/bold]          {obj.status.url or '<pending>'}")
-    out.print(
-        f"[bold]Replicas:[/bold]     {obj.status.readyReplicas} ready / {obj.status.desiredReplicas} desired "
-        f"({obj.status.replicas} total), serving revision {obj.status.revision or '-'}"
-    )
-    _section("Spec")
-    out.print(
-        yaml.safe_dump(obj.spec.model_dump(mode="json", exclude_none=True), sort_keys=False).rstrip(),
-        markup=False,
-    )
-    _section("Conditions")
-    out.print(
-        _table(
-            ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"],
-            [
-                [c.type, c.status, c.reason, c.message, age(c.lastTransitionTime)]
-                for c in obj.status.conditions
-            ],
-        )
-    )
-    _section("Replicas")
-    if replicas:
-        out.print(
-            _table(["ID", "REV", "PHASE", "URL", "RESTARTS", "DEVICES", "REASON"], _replica_rows(replicas))
-        )
-    else:
-        out.print("  <none>")
-    _section("Events")
-    if events:
-        out.print(
-            _table(
-                ["TYPE", "REASON", "AGE", "COUNT", "MESSAGE"],
-                [
-                    [e["type"], e["reason"], age(e["lastTimestamp"]), str(e["count"]), e["message"]]
-                    for e in events[-20:]
-                ],
-            )
-        )
-    else:
-        out.print("  <none>")
+        _header(obj)
+        if isinstance(obj, ModelEndpoint):
+            _describe_endpoint(client, obj)
+        elif isinstance(obj, Job):
+            _describe_job(obj)
+        else:
+            _describe_team(obj)
+        _events(client.events(namespace or "default", info.kind, name) if info.namespaced else [])
 
 
 def register(app: typer.Typer) -> None:

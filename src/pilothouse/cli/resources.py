@@ -8,9 +8,10 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from pilothouse.api.meta import get_condition
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import KINDS, Resource, resolve_kind
 from pilothouse.cli.context import command, err, fail, out, state
-from pilothouse.cli.output import OutputFormat, as_documents, dump, endpoint_table
+from pilothouse.cli.output import OutputFormat, as_documents, dump, table_for
 from pilothouse.client.manifests import load_manifests
 from pilothouse.client.waiting import wait_gone, wait_ready
 
@@ -18,6 +19,7 @@ Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Team namespac
 
 
 def _progress_line(obj: Resource) -> str:
+    assert isinstance(obj, ModelEndpoint)
     ready = get_condition(obj.status.conditions, "Ready")
     if ready is None:
         return f"{obj.metadata.name}: waiting for the controller"
@@ -61,6 +63,8 @@ def apply(
         ) as progress:
             for manifest in manifests:
                 obj = manifest.object
+                if not isinstance(obj, ModelEndpoint):
+                    continue  # --wait waits for endpoints; jobs queue, teams apply at once
                 task = progress.add_task(f"{obj.metadata.name}: applying")
 
                 def show(current: Resource, task: TaskID = task) -> None:
@@ -75,6 +79,7 @@ def apply(
                     on_progress=show,
                 )
                 progress.remove_task(task)
+                assert isinstance(done, ModelEndpoint)
                 out.print(
                     f"{done.kind.lower()}.pilothouse.dev/{done.metadata.name} ready at {done.status.url}"
                 )
@@ -93,6 +98,8 @@ def get(
     """List resources, or show one."""
     info = resolve_kind(kind)
     with state(ctx).client() as client:
+        if not info.namespaced:
+            namespace, all_namespaces = "", True
         if name:
             objs = [client.get(info, namespace, name)]
         else:
@@ -102,9 +109,13 @@ def get(
         out.print(dump(docs[0] if name else docs, output), markup=False)
         return
     if not objs:
-        err.print(f"No resources found{'' if all_namespaces else f' in {namespace} namespace'}.")
+        err.print(
+            f"No resources found{'' if all_namespaces or not info.namespaced else f' in {namespace} namespace'}."
+        )
         return
-    out.print(endpoint_table(objs, all_namespaces=all_namespaces, wide=output == OutputFormat.wide))
+    out.print(
+        table_for(objs, all_namespaces=all_namespaces and info.namespaced, wide=output == OutputFormat.wide)
+    )
 
 
 @command
@@ -127,7 +138,8 @@ def delete(
     if kind is not None:
         if not names:
             fail("give at least one NAME after the kind")
-        targets += [(resolve_kind(kind).kind, namespace, n) for n in names]
+        info = resolve_kind(kind)
+        targets += [(info.kind, namespace if info.namespaced else "", n) for n in names]
     if not targets:
         fail("give a KIND and NAME, or -f FILE")
     with state(ctx).client() as client:

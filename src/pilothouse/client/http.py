@@ -60,7 +60,7 @@ class PilothouseClient:
 
     @staticmethod
     def _collection(info: KindInfo, namespace: str | None) -> str:
-        if namespace is None:
+        if namespace is None or not info.namespaced:
             return f"/apis/{API_VERSION}/{info.plural}"
         return f"/apis/{API_VERSION}/namespaces/{namespace}/{info.plural}"
 

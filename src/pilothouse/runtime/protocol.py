@@ -71,6 +71,8 @@ class Runtime(Protocol):
     """A place where model-server replicas run."""
 
     name: str
+    runs_images: bool
+    """Whether container images can run here (Kubernetes) or only commands and model files (local)."""
 
     def admit(self, endpoint: ModelEndpoint) -> list[FieldProblem]:
         """Problems that make the endpoint impossible to run here (checked before it is stored)."""

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from pilothouse.api.errors import FieldProblem, ManifestError
+from pilothouse.api.job import Job
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import KindInfo, Resource, parse_manifest
 from pilothouse.runtime.protocol import Runtime
 
 
 def admit(body: Any, info: KindInfo, namespace: str, runtime: Runtime, name: str | None = None) -> Resource:
     """Parse and check a request body for ``info``'s collection in ``namespace``; raise ``ManifestError``."""
-    if isinstance(body, dict):
+    if isinstance(body, dict) and info.namespaced:
         metadata = body.get("metadata")
         if isinstance(metadata, dict) and "namespace" not in metadata:
             body = {**body, "metadata": {**metadata, "namespace": namespace}}
@@ -34,7 +36,12 @@ def admit(body: Any, info: KindInfo, namespace: str, runtime: Runtime, name: str
         problems.append(
             FieldProblem("metadata.name", f"{obj.metadata.name!r} does not match the path's {name!r}")
         )
-    problems.extend(runtime.admit(obj))
+    if isinstance(obj, ModelEndpoint):
+        problems.extend(runtime.admit(obj))
+    elif isinstance(obj, Job) and obj.spec.image is not None and not runtime.runs_images:
+        problems.append(
+            FieldProblem("spec.image", f"the {runtime.name} runtime cannot run container images; use command")
+        )
     if problems:
         raise ManifestError(problems)
     return obj

@@ -110,18 +110,58 @@ def list_namespaced(
     return _list_or_watch(request, plural, namespace, labelSelector, watch, resourceVersion, timeoutSeconds)
 
 
+def _scoped(plural: str, namespace: str) -> KindInfo:
+    """The kind for a path, checking that cluster-scoped kinds use cluster paths and vice versa."""
+    info = kind_for(plural)
+    if info.namespaced != bool(namespace):
+        where = "under /namespaces/{ns}/" if info.namespaced else "without a namespace"
+        raise NotFound(f"{info.kind} is {'namespaced' if info.namespaced else 'cluster-scoped'}: use {where}")
+    return info
+
+
+@router.post("/{plural}", status_code=status.HTTP_201_CREATED)
+def create_cluster_scoped(
+    request: Request, plural: str, body: Annotated[Any, Body()], dryRun: str | None = None
+) -> dict[str, Any]:
+    return create(request, "", plural, body, dryRun)
+
+
+@router.get("/{plural}/{name}")
+def get_cluster_scoped(request: Request, plural: str, name: str) -> dict[str, Any]:
+    return get(request, "", plural, name)
+
+
+@router.put("/{plural}/{name}")
+def replace_cluster_scoped(
+    request: Request, plural: str, name: str, body: Annotated[Any, Body()], dryRun: str | None = None
+) -> dict[str, Any]:
+    return replace(request, "", plural, name, body, dryRun)
+
+
+@router.put("/{plural}/{name}/status")
+def replace_status_cluster_scoped(
+    request: Request, plural: str, name: str, body: Annotated[Any, Body()]
+) -> dict[str, Any]:
+    return replace_status(request, "", plural, name, body)
+
+
+@router.delete("/{plural}/{name}")
+def delete_cluster_scoped(request: Request, plural: str, name: str) -> dict[str, Any]:
+    return delete(request, "", plural, name)
+
+
 @router.post("/namespaces/{namespace}/{plural}", status_code=status.HTTP_201_CREATED)
 def create(
     request: Request, namespace: str, plural: str, body: Annotated[Any, Body()], dryRun: str | None = None
 ) -> dict[str, Any]:
     svc = services(request)
-    obj = admit(body, kind_for(plural), namespace, svc.runtime)
+    obj = admit(body, _scoped(plural, namespace), namespace, svc.runtime)
     return to_document(svc.store.create(obj, dry_run=_is_dry_run(dryRun)))
 
 
 @router.get("/namespaces/{namespace}/{plural}/{name}")
 def get(request: Request, namespace: str, plural: str, name: str) -> dict[str, Any]:
-    return to_document(services(request).store.get(kind_for(plural).kind, namespace, name))
+    return to_document(services(request).store.get(_scoped(plural, namespace).kind, namespace, name))
 
 
 @router.put("/namespaces/{namespace}/{plural}/{name}")
@@ -134,7 +174,7 @@ def replace(
     dryRun: str | None = None,
 ) -> dict[str, Any]:
     svc = services(request)
-    obj = admit(body, kind_for(plural), namespace, svc.runtime, name)
+    obj = admit(body, _scoped(plural, namespace), namespace, svc.runtime, name)
     return to_document(svc.store.update(obj, dry_run=_is_dry_run(dryRun)))
 
 
@@ -143,7 +183,7 @@ def replace_status(
     request: Request, namespace: str, plural: str, name: str, body: Annotated[Any, Body()]
 ) -> dict[str, Any]:
     svc = services(request)
-    info = kind_for(plural)
+    info = _scoped(plural, namespace)
     current = svc.store.get(info.kind, namespace, name)
     if not isinstance(body, dict) or "status" not in body:
         raise ManifestError([FieldProblem("status", "required field is missing")])
@@ -155,4 +195,4 @@ def replace_status(
 @router.delete("/namespaces/{namespace}/{plural}/{name}")
 def delete(request: Request, namespace: str, plural: str, name: str) -> dict[str, Any]:
     svc = services(request)
-    return to_document(svc.store.delete(kind_for(plural).kind, namespace, name))
+    return to_document(svc.store.delete(_scoped(plural, namespace).kind, namespace, name))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pilothouse.runtime.protocol import Runtime
+from pilothouse.runtime.protocol import JobRuntime, Runtime
 from pilothouse.store.protocol import Store
 
 
@@ -19,3 +19,5 @@ class ControlPlaneServices:
     gateway_url: str
     """Base URL of the data-plane gateway; an endpoint's URL is ``{gateway_url}/{namespace}/{name}``."""
     version: str
+    jobs: JobRuntime | None = None
+    """Where jobs run (None: this control plane runs no jobs)."""

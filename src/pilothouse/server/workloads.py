@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from pilothouse.server.resources import PREFIX, kind_for, services
+from pilothouse.server.services import ControlPlaneServices
 from pilothouse.store.protocol import NotFound
 
 router = APIRouter(prefix=PREFIX, tags=["workloads"])
@@ -36,6 +37,23 @@ def replicas(request: Request, namespace: str, plural: str, name: str) -> dict[s
     return {"items": [asdict(r) for r in svc.runtime.observe(obj.metadata.uid)]}
 
 
+def _job_logs(svc: ControlPlaneServices, uid: str, worker: str | None, tail: int | None) -> StreamingResponse:
+    if svc.jobs is None:
+        raise NotFound("this control plane runs no jobs")
+    index = None
+    if worker is not None:
+        index = int(worker.removeprefix("worker-")) if worker.removeprefix("worker-").isdigit() else -1
+    files = svc.jobs.job_log_files(uid, index)
+    prefix = len(files) > 1
+
+    def snapshot() -> Iterator[bytes]:
+        for worker_id, path in files:
+            for line in _tail(path, tail):
+                yield (f"[{worker_id}] {line}" if prefix else line).encode()
+
+    return StreamingResponse(snapshot(), media_type="text/plain; charset=utf-8")
+
+
 @router.get("/replicas")
 def replicas_by_owner(request: Request, ownerUID: str) -> dict[str, Any]:
     """Replicas of an owner uid, even after the owner is gone: ``delete --wait`` watches them drain."""
@@ -53,9 +71,12 @@ def logs(
     tailLines: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
     svc = services(request)
-    obj = svc.store.get(kind_for(plural).kind, namespace, name)
+    info = kind_for(plural)
+    obj = svc.store.get(info.kind, namespace, name)
     uid = obj.metadata.uid
     assert uid is not None
+    if info.kind == "Job":
+        return _job_logs(svc, uid, replica, tailLines)
     files = svc.runtime.log_files(uid, replica)
     if replica is not None and not files:
         raise NotFound(f"{name} has no replica {replica!r}")

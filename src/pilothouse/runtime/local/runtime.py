@@ -77,6 +77,7 @@ class LocalRuntime:
     """Runs model-server replicas as supervised process trees on this machine."""
 
     name = "local"
+    runs_images = False
 
     def __init__(
         self,
