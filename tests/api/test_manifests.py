@@ -186,7 +186,7 @@ def test_kind_aliases(alias: str) -> None:
 
 
 def test_unknown_kind_alias_lists_known() -> None:
-    with pytest.raises(ManifestError, match="known: me, modelendpoints"):
+    with pytest.raises(ManifestError, match=r"known: jobs, me, modelendpoints, teams\)"):
         resolve_kind("pods")
 
 

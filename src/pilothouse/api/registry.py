@@ -44,9 +44,9 @@ KINDS: dict[str, KindInfo] = {
         short_names=("me",),
         model=ModelEndpoint,
     ),
-    "Job": KindInfo(kind="Job", plural="jobs", singular="job", short_names=("pj",), model=Job),
+    "Job": KindInfo(kind="Job", plural="jobs", singular="job", short_names=(), model=Job),
     "Team": KindInfo(
-        kind="Team", plural="teams", singular="team", short_names=("tm",), model=Team, namespaced=False
+        kind="Team", plural="teams", singular="team", short_names=(), model=Team, namespaced=False
     ),
 }
 
