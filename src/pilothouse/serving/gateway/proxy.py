@@ -4,6 +4,10 @@ First version (the serving work makes it smart): round robin over ready replicas
 connections, a retry on another replica only when the connection itself failed (the request never
 reached a server, so repeating it is safe), 503 with ``Retry-After`` while an endpoint has no ready
 replica, 404 for an endpoint that does not exist.
+
+The upstream client is aiohttp's: measured on the iris model, httpx's async client cost ~1.8 ms per
+forwarded request at concurrency 1 (361 req/s through the gateway vs 1,753 direct), several times
+aiohttp's — and the gateway is on every request's path.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from pilothouse.serving.gateway.routes import RouteTable
@@ -64,19 +68,24 @@ class Gateway:
         self.routes = routes
         self._timeout = timeout
         self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
         if self._client is None:
-            limits = httpx.Limits(
-                max_connections=self._max_connections, max_keepalive_connections=self._max_connections
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=0, keepalive_timeout=60
             )
-            self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+            self._client = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +112,9 @@ class Gateway:
     async def _forward(
         self, scope: Scope, body: bytes, send: Send, namespace: str, name: str, rest: str
     ) -> None:
-        headers = [(k, v) for k, v in scope["headers"] if k not in _HOP_BY_HOP]
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in _HOP_BY_HOP
+        ]
         query = scope.get("query_string", b"")
         tried: set[str] = set()
         while True:
@@ -114,18 +125,24 @@ class Gateway:
                 return
             url = upstream + rest + ("?" + query.decode("latin-1") if query else "")
             try:
-                response = await self._http().request(scope["method"], url, content=body, headers=headers)
-            except httpx.ConnectError:
+                async with self._http().request(
+                    scope["method"], url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    content = await response.read()
+                    out_headers = [
+                        (k.lower(), v) for k, v in response.raw_headers if k.lower() not in _HOP_BY_HOP
+                    ]
+                    status = response.status
+            except aiohttp.ClientConnectorError:
                 tried.add(upstream)
                 continue
-            except httpx.TimeoutException:
+            except TimeoutError:
                 await _error(send, 504, f"replica {upstream} did not answer in time")
                 return
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 await _error(send, 502, f"replica {upstream} failed: {type(exc).__name__}")
                 return
-            out_headers = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP]
-            await _respond(send, response.status_code, response.content, out_headers)
+            await _respond(send, status, content, out_headers)
             return
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
