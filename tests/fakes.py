@@ -13,7 +13,17 @@ from pathlib import Path
 
 from pilothouse.api.errors import FieldProblem
 from pilothouse.api.modelendpoint import ModelEndpoint
-from pilothouse.runtime.protocol import NotSupported, ReplicaPhase, ReplicaState, WorkloadSpec
+from pilothouse.runtime.protocol import (
+    InsufficientResources,
+    JobRun,
+    JobRunPhase,
+    JobRunState,
+    NotSupported,
+    ReplicaPhase,
+    ReplicaState,
+    WorkerState,
+    WorkloadSpec,
+)
 
 
 class FakeRuntime:
@@ -27,6 +37,10 @@ class FakeRuntime:
         self.fail_for: set[str] = set()
         self.admission_problems: list[FieldProblem] = []
         self._callbacks: list[Callable[[str], None]] = []
+        self.gpus = 0
+        self.job_runs: dict[str, JobRunState] = {}
+        self.started_runs: list[JobRun] = []
+        self.stop_requests: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._counter = 0
 
@@ -106,5 +120,83 @@ class FakeRuntime:
             for rid, r in list(self.replicas.items()):
                 if r.owner_uid == owner_uid and revision in (None, r.revision):
                     self.replicas[rid] = replace(r, phase=phase, reason=reason, message=message)
+        for callback in self._callbacks:
+            callback(owner_uid)
+
+    # -- jobs (JobRuntime) -----------------------------------------------------------------------
+
+    def capacity(self) -> dict[str, int]:
+        return {"nvidia.com/gpu": self.gpus, "cpu": 64_000, "memory": 256 * 2**30}
+
+    def _gpus_in_use(self) -> int:
+        return sum(
+            len(w.devices)
+            for r in self.job_runs.values()
+            if r.phase in ("Running", "Terminating")
+            for w in r.workers
+        )
+
+    def start_job(self, run: JobRun) -> None:
+        uid = run.owner.uid
+        with self._lock:
+            current = self.job_runs.get(uid)
+            if current is not None and current.attempt == run.attempt:
+                return
+            need = run.resources.gpus * run.workers
+            if self._gpus_in_use() + need > self.gpus:
+                raise InsufficientResources(
+                    f"needs {need} nvidia.com/gpu, {self.gpus - self._gpus_in_use()} free"
+                )
+            used = {
+                d
+                for r in self.job_runs.values()
+                if r.phase in ("Running", "Terminating")
+                for w in r.workers
+                for d in w.devices
+            }
+            free = [str(i) for i in range(self.gpus) if str(i) not in used]
+            per = run.resources.gpus
+            workers = tuple(
+                WorkerState(i, 1000 + i, tuple(free[i * per : (i + 1) * per]), None)
+                for i in range(run.workers)
+            )
+            self.job_runs[uid] = JobRunState(uid, run.attempt, "Running", workers, started_at=1.0)
+            self.started_runs.append(run)
+
+    def stop_job(self, owner_uid: str, grace_seconds: float) -> None:
+        with self._lock:
+            self.stop_requests.append((owner_uid, grace_seconds))
+            run = self.job_runs.get(owner_uid)
+            if run is not None and run.phase == "Running":
+                self.job_runs[owner_uid] = replace(run, phase="Terminating")
+
+    def observe_job(self, owner_uid: str) -> JobRunState | None:
+        with self._lock:
+            return self.job_runs.get(owner_uid)
+
+    def forget_job(self, owner_uid: str) -> None:
+        with self._lock:
+            self.job_runs.pop(owner_uid, None)
+
+    def job_owners(self) -> set[str]:
+        with self._lock:
+            return set(self.job_runs)
+
+    def job_log_files(self, owner_uid: str, worker: int | None = None) -> list[tuple[str, Path]]:
+        return []
+
+    def finish_job(
+        self, owner_uid: str, phase: JobRunPhase, exit_code: int | None = 0, reason: str = ""
+    ) -> None:
+        """Test control: the job's attempt ends (Succeeded, Failed, or Stopped after a stop request)."""
+        with self._lock:
+            run = self.job_runs[owner_uid]
+            self.job_runs[owner_uid] = replace(
+                run,
+                phase=phase,
+                exit_code=exit_code,
+                finished_at=2.0,
+                reason=reason or {"Succeeded": "Completed", "Failed": "Error"}.get(phase, "Stopped"),
+            )
         for callback in self._callbacks:
             callback(owner_uid)

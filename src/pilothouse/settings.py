@@ -37,6 +37,8 @@ class Settings:
     accelerators: dict[str, int] | None = None
     """Declared accelerators (``{"nvidia.com/gpu": 4}``); None means discover them with NVML."""
     resync_seconds: float = 10.0
+    scheduling_policy: str = "fair"
+    """The job queue's policy (``fair``, ``fifo``, ``fifo-backfill``, ``sjf``, ``las``)."""
 
     @property
     def database_path(self) -> Path:

@@ -75,6 +75,10 @@ class Manager:
         for thread in self._threads:
             thread.join(timeout)
 
+    def register(self, reconciler: Reconciler) -> None:
+        """Add a reconciler before ``start`` (reconcilers that enqueue keys need the manager first)."""
+        self.reconcilers[reconciler.kind] = reconciler
+
     def enqueue(self, key: ObjectKey) -> None:
         self.queue.add(key)
 

@@ -19,13 +19,16 @@ import uvicorn
 import uvloop
 
 from pilothouse import __version__
+from pilothouse.controllers.job import JobReconciler, TeamReconciler
 from pilothouse.controllers.manager import Manager, ObjectKey
 from pilothouse.controllers.modelendpoint import ModelEndpointReconciler
+from pilothouse.controllers.queue import QueuePass
 from pilothouse.embedded.guards import DataDirLock, bind_listener
 from pilothouse.runtime.local import LocalRuntime
 from pilothouse.server.app import create_app
 from pilothouse.server.services import ControlPlaneServices
 from pilothouse.serving.gateway.proxy import Gateway
+from pilothouse.scheduling.policies import make_policy
 from pilothouse.serving.gateway.routes import RouteTable
 from pilothouse.settings import Settings
 from pilothouse.store.sql import SqlStore
@@ -85,17 +88,21 @@ class EmbeddedControlPlane:
         self, store: SqlStore, runtime: LocalRuntime, api_sock: socket.socket, gateway_sock: socket.socket
     ) -> None:
         routes = RouteTable()
-        reconciler = ModelEndpointReconciler(store, runtime, routes, self.gateway_url)
-        manager = Manager(store, [reconciler], resync_seconds=self.settings.resync_seconds)
+        endpoints = ModelEndpointReconciler(store, runtime, routes, self.gateway_url)
+        queue = QueuePass(store, runtime, runtime, make_policy(self.settings.scheduling_policy))
+        manager = Manager(store, [], resync_seconds=self.settings.resync_seconds)
+        jobs = JobReconciler(store, runtime, queue, manager.enqueue)
+        for reconciler in (endpoints, jobs, TeamReconciler(manager.enqueue)):
+            manager.register(reconciler)
 
         def on_runtime_change(owner_uid: str) -> None:
-            key: ObjectKey | None = reconciler.key_for_uid(owner_uid)
+            key: ObjectKey | None = endpoints.key_for_uid(owner_uid) or jobs.key_for_uid(owner_uid)
             if key is not None:
                 manager.enqueue(key)
 
         runtime.on_change(on_runtime_change)
         services = ControlPlaneServices(
-            store=store, runtime=runtime, gateway_url=self.gateway_url, version=__version__
+            store=store, runtime=runtime, gateway_url=self.gateway_url, version=__version__, jobs=runtime
         )
         app = create_app(services)
         gateway = Gateway(routes)

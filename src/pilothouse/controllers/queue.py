@@ -1,0 +1,172 @@
+"""The queue pass: one scheduling decision over every Team and Job, persisted into their statuses.
+
+It only *decides* (``Admitted``, ``Preempting``, or why and how long a job waits) and never touches
+processes: the Job reconciler makes the runtime match. So a crash between deciding and starting loses
+nothing — the decision is in the store and the next reconcile acts on it. Writes are skipped when
+nothing a user would notice changed (ETAs move every second), so the pass does not feed itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pilothouse.api.event import ObjectReference
+from pilothouse.api.job import HOLDING_PHASES, Job, JobStatus
+from pilothouse.api.modelendpoint import ModelEndpoint
+from pilothouse.api.team import ResourceUsage, Team
+from pilothouse.controllers.job_plan import with_condition
+from pilothouse.controllers.queue_snapshot import build_snapshot, job_id, resource_vector
+from pilothouse.runtime.protocol import JobRuntime, Runtime
+from pilothouse.scheduling.policies import fair_shares
+from pilothouse.scheduling.snapshot import Decisions, Policy, Snapshot
+from pilothouse.store.protocol import Conflict, NotFound, Store
+
+log = logging.getLogger(__name__)
+
+ETA_TOLERANCE_SECONDS = 30.0
+
+
+def _fmt(resource: str, amount: float) -> str:
+    if resource == "cpu":
+        return f"{amount / 1000:g}"
+    if resource == "memory":
+        return f"{amount / 2**30:.1f}Gi"
+    return f"{amount:g}"
+
+
+class QueuePass:
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        jobs: JobRuntime,
+        policy: Policy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.jobs = jobs
+        self.policy = policy
+        self.clock = clock
+        self.last_decisions: Decisions | None = None
+
+    def _capacity(self) -> dict[str, int]:
+        """What jobs may use: the runtime's capacity minus the accelerators model endpoints hold."""
+        capacity = dict(self.jobs.capacity())
+        for endpoint in self.store.list("ModelEndpoint").items:
+            assert isinstance(endpoint, ModelEndpoint) and endpoint.metadata.uid
+            held = sum(len(r.devices) for r in self.runtime.observe(endpoint.metadata.uid))
+            for resource in endpoint.spec.resources.accelerators:
+                capacity[resource] = max(0, capacity.get(resource, 0) - held)
+        return capacity
+
+    def run(self) -> None:
+        now = self.clock()
+        teams = [t for t in self.store.list("Team").items if isinstance(t, Team)]
+        jobs = [j for j in self.store.list("Job").items if isinstance(j, Job)]
+        inputs = build_snapshot(now, self._capacity(), teams, jobs)
+        decisions = self.policy.schedule(inputs.snapshot)
+        self.last_decisions = decisions
+        by_id = {job_id(j): j for j in jobs}
+        when = datetime.fromtimestamp(now, UTC)
+
+        for admit in decisions.admit:
+            job = by_id[admit.job_id]
+            status = job.status.model_copy(deep=True)
+            status.phase, status.reason, status.message = "Admitted", "Admitted", admit.reason
+            status.attempts += 1
+            status.admittedTime, status.queuePosition, status.estimatedStartTime = when, None, None
+            self._write(job, status, ("Normal", "Admitted", admit.reason))
+        for preempt in decisions.preempt:
+            job = by_id[preempt.job_id]
+            status = job.status.model_copy(deep=True)
+            status.phase, status.reason = "Preempting", "Preempting"
+            status.message = f"{preempt.reason} (for {preempt.for_job})"
+            self._write(job, status, ("Warning", "Preempting", status.message))
+        for waiting in decisions.waiting:
+            job = by_id[waiting.job_id]
+            eta = datetime.fromtimestamp(waiting.eta, UTC) if waiting.eta is not None else None
+            self._write_waiting(job, waiting.position, eta, "Queued", waiting.reason)
+        for job in inputs.without_team:
+            reason = f"namespace {job.metadata.namespace!r} has no Team; create a Team of that name to give it quota"
+            self._write_waiting(job, None, None, "NoTeam", reason)
+        for job in inputs.disallowed_priority:
+            message = (
+                f"team {job.metadata.namespace} does not allow priority class {job.spec.priorityClassName!r}"
+            )
+            self._write_waiting(job, None, None, "PriorityClassNotAllowed", message)
+        self._write_team_status(teams, jobs, inputs.snapshot)
+
+    def _write_waiting(
+        self, job: Job, position: int | None, eta: datetime | None, reason: str, message: str
+    ) -> None:
+        old = job.status
+        drift = (eta is None) != (old.estimatedStartTime is None) or (
+            eta is not None
+            and old.estimatedStartTime is not None
+            and abs((eta - old.estimatedStartTime).total_seconds()) > ETA_TOLERANCE_SECONDS
+        )
+        if old.queuePosition == position and old.reason == reason and old.message == message and not drift:
+            return
+        status = old.model_copy(deep=True)
+        status.queuePosition, status.estimatedStartTime, status.reason, status.message = (
+            position,
+            eta,
+            reason,
+            message,
+        )
+        self._write(job, status, None)
+
+    def _write(self, job: Job, status: JobStatus, event: tuple[str, str, str] | None) -> None:
+        job.status = with_condition(status, job.metadata.generation)
+        try:
+            self.store.update_status(job)
+        except (Conflict, NotFound):
+            log.debug("job %s changed during the queue pass; the next pass sees it", job_id(job))
+            return
+        if event is not None:
+            kind, reason, message = event
+            ref = ObjectReference(
+                kind="Job", namespace=job.metadata.namespace, name=job.metadata.name, uid=job.metadata.uid
+            )
+            self.store.record_event(ref, "Warning" if kind == "Warning" else "Normal", reason, message)
+
+    def _write_team_status(self, teams: list[Team], jobs: list[Job], snapshot: Snapshot) -> None:
+        shares = fair_shares(snapshot)
+        for team in teams:
+            name = team.metadata.name
+            mine = [j for j in jobs if j.metadata.namespace == name]
+            used: dict[str, int] = {}
+            for job in mine:
+                if job.status.phase in HOLDING_PHASES:
+                    for resource, amount in job_vector(job).items():
+                        used[resource] = used.get(resource, 0) + amount
+            spec = snapshot.teams[name]
+            resources = {}
+            for resource in sorted(set(spec.quotas) | set(used)):
+                nominal = spec.quotas[resource].nominal if resource in spec.quotas else 0
+                amount = used.get(resource, 0)
+                resources[resource] = ResourceUsage(
+                    used=_fmt(resource, amount),
+                    borrowed=_fmt(resource, max(0, amount - nominal)),
+                    fairShare=_fmt(resource, shares.get(name, {}).get(resource, 0.0)),
+                )
+            status = team.status.model_copy(deep=True)
+            status.observedGeneration = team.metadata.generation
+            status.resources = resources
+            status.runningJobs = sum(j.status.phase in HOLDING_PHASES for j in mine)
+            status.pendingJobs = sum(j.status.phase == "Pending" for j in mine)
+            if status.model_dump(mode="json") != team.status.model_dump(mode="json"):
+                team.status = status
+                try:
+                    self.store.update_status(team)
+                except (Conflict, NotFound):
+                    continue
+
+
+def job_vector(job: Job) -> dict[str, int]:
+    per_worker = resource_vector(job.spec.resources)
+    return {k: v * job.spec.workers for k, v in per_worker.items()}

@@ -1,0 +1,191 @@
+"""The job queue end to end through the controllers: real SQL store, real scheduler, fake job runtime.
+
+The runtime is the only fake (injected), so these tests exercise the actual queue pass, the per-job
+lifecycle and their interplay — admission, borrowing, reclaim by preemption, retries, cancellation —
+in well under a second each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes import FakeRuntime
+from pilothouse.api.job import Job
+from pilothouse.api.team import Team
+from pilothouse.controllers.job import JobReconciler, TeamReconciler
+from pilothouse.controllers.manager import Manager
+from pilothouse.controllers.queue import QueuePass
+from pilothouse.scheduling.policies import make_policy
+from pilothouse.store.sql import SqlStore
+from support import wait_for
+
+
+def job(name: str, namespace: str = "default", gpus: int = 4, workers: int = 1, **spec: Any) -> Job:
+    return Job.model_validate(
+        {
+            "apiVersion": "pilothouse.dev/v1alpha1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "command": ["python", "train.py"],
+                "workers": workers,
+                "resources": {"accelerators": {"nvidia.com/gpu": gpus}},
+                **spec,
+            },
+        }
+    )
+
+
+def team(name: str, gpus: int, cohort: str | None = "lab", borrowing: int | None = None) -> Team:
+    quota: dict[str, Any] = {"nominal": gpus}
+    if borrowing is not None:
+        quota["borrowingLimit"] = borrowing
+    return Team.model_validate(
+        {
+            "apiVersion": "pilothouse.dev/v1alpha1",
+            "kind": "Team",
+            "metadata": {"name": name},
+            "spec": {"cohort": cohort, "quotas": {"nvidia.com/gpu": quota}},
+        }
+    )
+
+
+class Queue:
+    def __init__(self, path: Path, gpus: int) -> None:
+        self.store = SqlStore(path)
+        self.runtime = FakeRuntime()
+        self.runtime.gpus = gpus
+        self.manager = Manager(self.store, [], resync_seconds=0.3)
+        self.queue = QueuePass(self.store, self.runtime, self.runtime, make_policy("fair"))
+        self.jobs = JobReconciler(self.store, self.runtime, self.queue, self.manager.enqueue)
+        self.manager.register(self.jobs)
+        self.manager.register(TeamReconciler(self.manager.enqueue))
+
+        def on_change(uid: str) -> None:
+            key = self.jobs.key_for_uid(uid)
+            if key is not None:
+                self.manager.enqueue(key)
+
+        self.runtime.on_change(on_change)
+
+    def get(self, name: str, namespace: str = "default") -> Job:
+        obj = self.store.get("Job", namespace, name)
+        assert isinstance(obj, Job)
+        return obj
+
+    def phase(self, name: str, namespace: str = "default") -> str:
+        return self.get(name, namespace).status.phase
+
+    def uid(self, name: str, namespace: str = "default") -> str:
+        uid = self.get(name, namespace).metadata.uid
+        assert uid is not None
+        return uid
+
+
+@pytest.fixture
+def make_queue(tmp_path: Path) -> Iterator[Any]:
+    queues: list[Queue] = []
+
+    def make(gpus: int = 8) -> Queue:
+        q = Queue(tmp_path / f"q{len(queues)}.db", gpus)
+        queues.append(q)
+        q.manager.start()
+        return q
+
+    yield make
+    for q in queues:
+        q.manager.stop()
+        q.store.close()
+
+
+def test_laptop_mode_shares_the_machine_and_starts_the_next_job_at_once(make_queue: Any) -> None:
+    q = make_queue(gpus=8)
+    for name in ("a", "b", "c"):
+        q.store.create(job(name))
+    wait_for(lambda: [q.phase(n) for n in "abc"].count("Running") == 2, what="two jobs running")
+    waiting = next(n for n in "abc" if q.phase(n) == "Pending")
+    wait_for(lambda: q.get(waiting).status.queuePosition is not None, what="waiting job's position written")
+    status = q.get(waiting).status
+    assert status.queuePosition == 1
+    assert status.reason == "Queued" and status.message
+    running = [n for n in "abc" if q.phase(n) == "Running"]
+    devices = [q.get(n).status.devices[0] for n in running]
+    assert len(set(",".join(devices).split(","))) == 8, "no GPU given to two jobs"
+
+    q.runtime.finish_job(q.uid(running[0]), "Succeeded")
+    wait_for(lambda: q.phase(running[0]) == "Succeeded", what="first job succeeded")
+    wait_for(lambda: q.phase(waiting) == "Running", what="waiting job started as soon as GPUs freed")
+    finished = q.get(running[0]).status
+    assert finished.exitCode == 0 and finished.completionTime is not None
+    reasons = {e.reason for e in q.store.list_events()}
+    assert {"Admitted", "Started", "Completed"} <= reasons
+
+
+def test_borrowing_then_reclaim_restores_the_owners_share(make_queue: Any) -> None:
+    q = make_queue(gpus=8)
+    q.store.create(team("vision", 4))
+    q.store.create(team("nlp", 4))
+    q.store.create(job("v1", "vision"))
+    q.store.create(job("v2", "vision"))  # borrows nlp's idle nominal quota
+    wait_for(lambda: q.phase("v1", "vision") == q.phase("v2", "vision") == "Running", what="vision borrows")
+    vision = q.store.get("Team", "", "vision")
+    assert isinstance(vision, Team)
+    wait_for(
+        lambda: q.store.get("Team", "", "vision").status.resources.get("nvidia.com/gpu") is not None,
+        what="team status written",
+    )
+
+    q.store.create(job("n1", "nlp"))  # nlp wants its quota back
+    wait_for(
+        lambda: "Preempting" in (q.phase("v1", "vision"), q.phase("v2", "vision")), what="reclaim preempts"
+    )
+    victim = "v1" if q.phase("v1", "vision") == "Preempting" else "v2"
+    assert q.phase("n1", "nlp") == "Pending", "the owner waits until the borrowed GPUs are released"
+    assert any(uid == q.uid(victim, "vision") for uid, _ in q.runtime.stop_requests)
+    grace = next(g for uid, g in q.runtime.stop_requests if uid == q.uid(victim, "vision"))
+    assert grace == 30.0, "the job's preemption grace period is passed to the runtime"
+
+    q.runtime.finish_job(q.uid(victim, "vision"), "Stopped")
+    wait_for(lambda: q.phase("n1", "nlp") == "Running", what="owner admitted after reclaim")
+    requeued = q.get(victim, "vision").status
+    assert (requeued.phase, requeued.preemptions, requeued.failures) == ("Pending", 1, 0)
+    assert any(e.reason == "Preempted" and e.involvedObject.name == victim for e in q.store.list_events())
+    wait_for(
+        lambda: q.store.get("Team", "", "nlp").status.resources["nvidia.com/gpu"].used == "4",
+        what="nlp's usage in its Team status",
+    )
+
+
+def test_failed_job_is_retried_then_fails(make_queue: Any) -> None:
+    q = make_queue(gpus=4)
+    q.store.create(job("flaky", maxRetries=1))
+    wait_for(lambda: q.phase("flaky") == "Running", what="started")
+    q.runtime.finish_job(q.uid("flaky"), "Failed", exit_code=3)
+    wait_for(lambda: q.get("flaky").status.attempts == 2 and q.phase("flaky") == "Running", what="retried")
+    q.runtime.finish_job(q.uid("flaky"), "Failed", exit_code=3)
+    wait_for(lambda: q.phase("flaky") == "Failed", what="failed for good")
+    status = q.get("flaky").status
+    assert (status.failures, status.exitCode, status.reason) == (2, 3, "Error")
+
+
+def test_job_without_a_team_waits_with_a_reason_once_teams_exist(make_queue: Any) -> None:
+    q = make_queue(gpus=4)
+    q.store.create(team("vision", 4))
+    q.store.create(job("orphan", "research"))
+    wait_for(lambda: q.get("orphan", "research").status.reason == "NoTeam", what="NoTeam reason")
+    assert "create a Team" in q.get("orphan", "research").status.message
+
+
+def test_deleting_a_running_job_stops_its_workers(make_queue: Any) -> None:
+    q = make_queue(gpus=4)
+    q.store.create(job("cancel-me"))
+    wait_for(lambda: q.phase("cancel-me") == "Running", what="running")
+    uid = q.uid("cancel-me")
+    q.store.delete("Job", "default", "cancel-me")
+    wait_for(lambda: any(u == uid for u, _ in q.runtime.stop_requests), what="stop requested")
+    q.runtime.finish_job(uid, "Stopped")
+    wait_for(lambda: uid not in q.runtime.job_owners(), what="attempt forgotten after stop")
