@@ -1,9 +1,12 @@
-"""``make demo``: the platform's main job end to end on the embedded control plane.
+"""``make demo``: the platform's main jobs end to end on the embedded control plane.
 
-Trains the iris model, starts ``pilothouse up`` in the background on free ports with a temporary data
-dir, applies the endpoint, waits for Ready (with a progress display), sends real predictions through
-the endpoint's URL and prints them with latency, deletes the endpoint, and stops the platform — then
-checks that no process it started is left behind.
+1. Serving: trains the iris model, starts ``pilothouse up`` in the background on free ports with a
+   temporary data dir, applies the endpoint, waits for Ready (with a progress display), sends real
+   predictions through the endpoint's URL and prints them with latency, then deletes the endpoint.
+2. GPU queue: two teams share 4 GPUs (declared, so the demo runs on machines without one): team vision
+   borrows nlp's idle GPUs, then nlp submits a job and the queue reclaims its quota by preempting one of
+   vision's borrowed jobs, which is requeued.
+Finally it stops the platform and checks that no process it started is left behind.
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
+
+from pilothouse.api.job import Job
+from pilothouse.api.registry import resolve_kind
+from pilothouse.client import PilothouseClient
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "iris"
@@ -35,6 +43,8 @@ SAMPLES = [
     ([6.3, 2.5, 5.0, 1.9], "virginica"),
 ]
 CLASSES = ["setosa", "versicolor", "virginica"]
+JOBS = ROOT / "examples" / "jobs"
+DEMO_GPUS = 4
 
 
 def free_port() -> int:
@@ -52,7 +62,8 @@ def run_cli(*args: str, env: dict[str, str]) -> str:
     console.print(f"[dim]$ pilothouse {' '.join(args)}[/dim]")
     result = subprocess.run([*CLI, *args], env=env, text=True, capture_output=True, check=False)
     if result.stdout:
-        console.print(result.stdout.rstrip(), markup=False)
+        sys.stdout.write(result.stdout)  # as the CLI printed it: tables are not re-wrapped
+        sys.stdout.flush()
     if result.returncode != 0:
         console.print(result.stderr.rstrip(), markup=False, style="red")
         raise SystemExit(f"`pilothouse {' '.join(args)}` failed with exit code {result.returncode}")
@@ -101,6 +112,73 @@ def predict(url: str) -> None:
     )
 
 
+def job_phases(client: PilothouseClient) -> dict[str, str]:
+    return {
+        f"{j.metadata.namespace}/{j.metadata.name}": j.status.phase
+        for j in client.list(resolve_kind("job"))
+        if isinstance(j, Job)
+    }
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    with console.status(what):
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+    raise SystemExit(f"timed out after {timeout:.0f} s: {what}")
+
+
+def gpu_queue(server: str, env: dict[str, str]) -> None:
+    try:
+        _gpu_queue(server, env)
+    except SystemExit:
+        run_cli("get", "jobs", "-A", "-o", "wide", env=env)  # show the state the demo got stuck in
+        raise
+
+
+def _gpu_queue(server: str, env: dict[str, str]) -> None:
+    step(f"GPU queue: two teams share {DEMO_GPUS} GPUs (declared with --accelerators)")
+    run_cli("apply", "-f", str(JOBS / "teams.yaml"), env=env)
+    run_cli("apply", "-f", str(JOBS / "vision-jobs.yaml"), env=env)
+    with PilothouseClient(server) as client:
+        wait_until(
+            "team vision starts two 2-GPU jobs, borrowing nlp's idle quota",
+            lambda: (
+                [job_phases(client).get(f"vision/{n}") for n in ("resnet", "vit")] == ["Running", "Running"]
+            ),
+        )
+        run_cli("get", "jobs", "-A", env=env)
+        run_cli("get", "teams", env=env)
+        step("Team nlp submits a 2-worker job: the queue reclaims nlp's quota from vision's borrowed job")
+        run_cli("apply", "-f", str(JOBS / "nlp-job.yaml"), env=env)
+        wait_until(
+            "reclaiming nlp's GPUs", lambda: job_phases(client).get("nlp/bert") in ("Running", "Succeeded")
+        )
+        run_cli("get", "jobs", "-A", "-o", "wide", env=env)
+        run_cli("queue", env=env)
+        wait_until("bert trains for 3 epochs", lambda: job_phases(client).get("nlp/bert") == "Succeeded")
+        run_cli("logs", "job", "bert", "-n", "nlp", env=env)
+        preempted = [
+            j
+            for j in client.list(resolve_kind("job"), "vision")
+            if isinstance(j, Job) and j.status.preemptions
+        ]
+        for job in preempted:
+            console.print(
+                f"[bold]{job.metadata.name}[/bold] was preempted {job.status.preemptions}x and requeued "
+                f"(retries kept: {job.status.failures} failures); now {job.status.phase}"
+            )
+        wait_until(
+            "the requeued job runs again on the GPUs bert released",
+            lambda: all(p == "Running" for k, p in job_phases(client).items() if k.startswith("vision/")),
+        )
+        run_cli("get", "teams", env=env)
+    step("Cancelling vision's jobs")
+    run_cli("delete", "job", "resnet", "vit", "-n", "vision", env=env)
+
+
 def main() -> int:
     step("Training the iris model")
     subprocess.run([sys.executable, str(EXAMPLE / "train.py")], check=True)
@@ -111,7 +189,8 @@ def main() -> int:
         env = {**os.environ, "PILOTHOUSE_SERVER": server}
         log_path = Path(data_dir) / "up.log"
         step(
-            f"Starting the embedded control plane (pilothouse up --port {port} --gateway-port {gateway_port})"
+            f"Starting the embedded control plane (pilothouse up --port {port} --gateway-port {gateway_port} "
+            f"--accelerators nvidia.com/gpu={DEMO_GPUS})"
         )
         with log_path.open("wb") as log:
             up = subprocess.Popen(
@@ -124,6 +203,8 @@ def main() -> int:
                     str(gateway_port),
                     "--data-dir",
                     data_dir,
+                    "--accelerators",
+                    f"nvidia.com/gpu={DEMO_GPUS}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -148,6 +229,8 @@ def main() -> int:
             run_cli("logs", "iris", "--tail", "5", env=env)
             step("Deleting the endpoint")
             run_cli("delete", "modelendpoint", "iris", env=env)
+            gpu_queue(server, env)
+            started = psutil.Process(up.pid).children(recursive=True) + started
         finally:
             step("Stopping the control plane")
             up.send_signal(signal.SIGINT)

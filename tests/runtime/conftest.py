@@ -18,11 +18,11 @@ import pytest
 # imported by plain name, so add this directory (last: it must shadow nothing) before the tests import them.
 sys.path.append(str(Path(__file__).parent))
 
-from local_runtime_support import SERVER, owner
+from local_runtime_support import SERVER, WORKER, owner
 
 from pilothouse.api.modelendpoint import ModelSource, Resources
 from pilothouse.runtime.local import Backoff, LocalRuntime
-from pilothouse.runtime.protocol import WorkloadSpec
+from pilothouse.runtime.protocol import JobRun, WorkloadSpec
 
 
 @pytest.fixture
@@ -54,8 +54,48 @@ def workload(server_script: Path) -> Callable[..., WorkloadSpec]:
     return make
 
 
+@pytest.fixture
+def worker_script(tmp_path: Path) -> Path:
+    path = tmp_path / "worker.py"
+    path.write_text(WORKER)
+    return path
+
+
+@pytest.fixture
+def job(worker_script: Path) -> Callable[..., JobRun]:
+    """``job("train", 2, "all=sleep:60", "1=exit:3", gpus=1)``: a JobRun of the test worker."""
+
+    def make(
+        name: str = "train",
+        workers: int = 1,
+        *plan: str,
+        gpus: int = 0,
+        attempt: int = 1,
+        deadline: int | None = None,
+        env: dict[str, str] | None = None,
+        working_dir: str | None = None,
+        command: list[str] | None = None,
+    ) -> JobRun:
+        return JobRun(
+            owner=owner(name, kind="Job"),
+            attempt=attempt,
+            workers=workers,
+            command=command or [sys.executable, str(worker_script), *plan],
+            resources=Resources(accelerators={"nvidia.com/gpu": gpus} if gpus else {}),
+            env=env or {},
+            working_dir=working_dir,
+            active_deadline_seconds=deadline,
+        )
+
+    return make
+
+
+_MARKERS = ("PILOTHOUSE_TERMINATION_LOG", "PILOTHOUSE_JOB_WORKER")
+
+
 def _leftovers(runtime_dir: Path) -> list[psutil.Process]:
-    """Processes (children and escaped grandchildren alike) started for replicas under ``runtime_dir``."""
+    """Processes (children and escaped grandchildren alike) started for replicas or job workers under
+    ``runtime_dir``."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
@@ -63,7 +103,8 @@ def _leftovers(runtime_dir: Path) -> list[psutil.Process]:
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if proc.environ().get("PILOTHOUSE_TERMINATION_LOG", "").startswith(str(runtime_dir)):
+            environ = proc.environ()
+            if any(environ.get(key, "").startswith(str(runtime_dir)) for key in _MARKERS):
                 found.append(proc)
         except psutil.Error:
             continue

@@ -20,8 +20,17 @@ from pilothouse.client import ApiError, PilothouseClient
 from pilothouse.client.waiting import WaitFailed
 from pilothouse.settings import default_server_url
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _console(stderr: bool = False) -> Console:
+    """Like kubectl, never wrap tables when output goes to a pipe or file (Rich would assume 80 columns)."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=320)
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 @dataclass

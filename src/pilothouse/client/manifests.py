@@ -1,8 +1,10 @@
 """Reading manifests the way ``kubectl apply -f`` does: a file, a directory, or ``-``, multi-document YAML.
 
 Each document is validated locally first, so a typo in the third document of a file is reported with
-the file and field before anything is sent. Relative model paths (``uri: ./model.joblib``) are resolved
-against the manifest's own directory, as docker compose does, so ``apply -f`` works from any directory.
+the file and field before anything is sent. Relative paths are resolved against the manifest's own
+directory, as docker compose does, so ``apply -f`` works from any directory: a model's ``uri:
+./model.joblib``, and a Job's ``workingDir`` (which defaults to the manifest's directory, so a Job's
+``command: [python, train.py]`` finds the script beside the manifest).
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ def _resolve_model_path(doc: dict[str, Any], base: Path) -> None:
             model["uri"] = str((base / uri).resolve())
 
 
+def _resolve_working_dir(doc: dict[str, Any], base: Path) -> None:
+    spec = doc.get("spec")
+    if doc.get("kind") != "Job" or not isinstance(spec, dict) or "image" in spec:
+        return
+    working_dir = spec.get("workingDir")
+    if working_dir is None:
+        spec["workingDir"] = str(base.resolve())
+    elif isinstance(working_dir, str) and not Path(working_dir).is_absolute():
+        spec["workingDir"] = str((base / working_dir).resolve())
+
+
 def _parse_text(text: str, source: str, base: Path) -> list[LoadedManifest]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -57,6 +70,7 @@ def _parse_text(text: str, source: str, base: Path) -> list[LoadedManifest]:
         label = source if len(docs) == 1 else f"{source}#{index}"
         if isinstance(doc, dict):
             _resolve_model_path(doc, base)
+            _resolve_working_dir(doc, base)
         out.append(LoadedManifest(label, parse_manifest(doc, label)))
     return out
 

@@ -1,14 +1,19 @@
-"""Which accelerators this machine has, and which replica holds which device.
+"""Which accelerators this machine has, and which replica or job worker holds which device.
 
-Two replicas on one GPU fight over its memory and both fall over, so devices are handed out exclusively,
-by index, the way the Kubernetes device plugin does it. The allocator knows nothing about processes: the
-runtime releases a replica's devices only once its whole process tree is gone.
+Two processes on one GPU fight over its memory and both fall over, so devices are handed out exclusively,
+by index, the way the Kubernetes device plugin does it. Replicas and job workers draw from the same
+allocator: one pool per machine. The allocator knows nothing about processes: the runtime releases a
+holder's devices only once its whole process tree is gone (``handover`` adds the NVML check).
+
+It does remember *when* each device became free, so that hand-over latency (release -> next start) and
+idle time can be measured by whoever knows whether work was waiting.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pilothouse.api.modelendpoint import DEFAULT_GPU_RESOURCE
@@ -65,13 +70,40 @@ def discover_nvidia_gpus() -> list[GpuInfo]:
     return gpus
 
 
-@dataclass(frozen=True)
-class Capacity:
-    """Totals and free counts per accelerator resource name (``nvidia.com/gpu``)."""
+class Capacity(dict[str, int]):
+    """The schedulable totals per resource as the mapping itself (what ``JobRuntime.capacity`` promises:
+    accelerator counts, plus ``cpu`` millicores and ``memory`` bytes where the runtime adds them), and the
+    accelerator view as attributes: ``total`` and ``free`` device counts, ``gpus`` as NVML saw them.
 
-    total: dict[str, int]
-    free: dict[str, int]
-    gpus: tuple[GpuInfo, ...] = ()
+    A ``dict`` subclass so that one ``LocalRuntime.capacity()`` serves both the job scheduler (a plain
+    mapping) and the older callers that read ``.total``/``.free``.
+    """
+
+    def __init__(
+        self,
+        total: Mapping[str, int],
+        free: Mapping[str, int],
+        gpus: tuple[GpuInfo, ...] = (),
+        host: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__({**total, **(host or {})})
+        self.total: dict[str, int] = dict(total)
+        self.free: dict[str, int] = dict(free)
+        self.gpus: tuple[GpuInfo, ...] = gpus
+
+
+DeviceKey = tuple[str, str]
+"""(resource name, device index)."""
+
+
+@dataclass(frozen=True)
+class FreeSince:
+    """When a device became free: wall clock (to show) and monotonic (to measure with)."""
+
+    wall: float
+    monotonic: float
+    released: bool
+    """False for a device free since the allocator was created (no hand-over happened)."""
 
 
 class DeviceAllocator:
@@ -80,7 +112,12 @@ class DeviceAllocator:
 
     def __init__(self, totals: Mapping[str, int], gpus: tuple[GpuInfo, ...] = ()) -> None:
         self._devices: dict[str, list[str]] = {name: [str(i) for i in range(n)] for name, n in totals.items()}
-        self._holder: dict[tuple[str, str], str] = {}
+        self._holder: dict[DeviceKey, str] = {}
+        now = FreeSince(time.time(), time.monotonic(), released=False)
+        self._free_since: dict[DeviceKey, FreeSince] = {
+            (name, d): now for name, devices in self._devices.items() for d in devices
+        }
+        self._grants: dict[str, dict[DeviceKey, FreeSince]] = {}
         self.gpus = gpus
 
     @classmethod
@@ -124,7 +161,29 @@ class DeviceAllocator:
             chosen = self.free_devices(resource)[:count]
             for device in chosen:
                 self._holder[(resource, device)] = holder
+                since = self._free_since.pop((resource, device), None)
+                if since is not None:
+                    self._grants.setdefault(holder, {})[(resource, device)] = since
             out[resource] = chosen
+        return out
+
+    def granted(self, holder: str) -> dict[DeviceKey, FreeSince]:
+        """Since when each device ``holder`` was given had been free (for hand-over latency)."""
+        return dict(self._grants.get(holder, {}))
+
+    def held_by(self, holder: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for (resource, device), h in sorted(self._holder.items()):
+            if h == holder:
+                out.setdefault(resource, []).append(device)
+        return out
+
+    def free_since(self) -> dict[str, dict[str, float]]:
+        """Wall-clock time each free device became free, per resource (devices in use are absent)."""
+        out: dict[str, dict[str, float]] = {name: {} for name in self._devices}
+        for (resource, device), since in self._free_since.items():
+            if (resource, device) not in self._holder and device in self._devices.get(resource, []):
+                out[resource][device] = since.wall
         return out
 
     def reserve(self, holder: str, devices: Mapping[str, list[str]]) -> None:
@@ -135,10 +194,17 @@ class DeviceAllocator:
                 if current is not None and current != holder:
                     log.warning("%s %s is held by both %s and %s", resource, device, current, holder)
                 self._holder[(resource, device)] = holder
+                self._free_since.pop((resource, device), None)
 
-    def release(self, holder: str) -> None:
-        for key in [k for k, h in self._holder.items() if h == holder]:
+    def release(self, holder: str, devices: Iterable[DeviceKey] | None = None) -> None:
+        """Give back all of ``holder``'s devices, or only ``devices`` of them."""
+        only = set(devices) if devices is not None else None
+        now = FreeSince(time.time(), time.monotonic(), released=True)
+        for key in [k for k, h in self._holder.items() if h == holder and (only is None or k in only)]:
             del self._holder[key]
+            self._free_since[key] = now
+        if not any(h == holder for h in self._holder.values()):
+            self._grants.pop(holder, None)
 
 
 def cuda_visible_devices(devices: Mapping[str, list[str]]) -> str:

@@ -61,6 +61,8 @@ def prepare(
     model = workload.model
     env = dict(os.environ if base_env is None else base_env)
     env.setdefault("PYTHONUNBUFFERED", "1")  # the log file shows output as it happens
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # CUDA's device numbering = NVML's = ours
+    prepend_platform_python(env, python)
     env.update(workload.env)
     env[TERMINATION_LOG_ENV] = str(termination_log)
     env[REPLICA_ID_ENV] = replica_id
@@ -85,3 +87,16 @@ def prepare(
         url = f"http://{HOST}:{port}"
         return Launch(list(model.command), env, port, url, readiness_url(url, model.readinessPath))
     raise NotSupported("container images need the Kubernetes runtime; run a uri or command model locally")
+
+
+def prepend_platform_python(env: dict[str, str], python: str) -> None:
+    """Put the platform's interpreter directory first on PATH.
+
+    ``command: [python, train.py]`` then runs in the environment Pilothouse itself runs in (its
+    virtualenv, with numpy, scikit-learn, ...), the way ``uv run`` does — not whatever ``python`` the
+    shell that started ``pilothouse up`` happens to find first.
+    """
+    directory = str(Path(python).parent)
+    current = env.get("PATH", "")
+    if current.split(os.pathsep)[0] != directory:
+        env["PATH"] = directory + (os.pathsep + current if current else "")

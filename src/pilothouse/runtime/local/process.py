@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +116,48 @@ def find_by_env(key: str, value: str) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def find_by_env_values(key: str, values: Collection[str]) -> dict[str, list[psutil.Process]]:
+    """``find_by_env`` for several values in one pass over the process table (a job's workers)."""
+    found: dict[str, list[psutil.Process]] = {value: [] for value in values}
+    if not found:
+        return found
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            value = proc.environ().get(key)
+            if value is not None and value in found and proc.status() != psutil.STATUS_ZOMBIE:
+                found[value].append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def kill_group_leftovers(pid: int | None, create_time: float | None) -> None:
+    """SIGKILL the rest of the process group of a leader that exited (unless its pid was reused since).
+    Does not wait. Descendants that left the group are found by environment (``find_by_env``)."""
+    if not pid:
+        return
+    group_is_ours = True
+    try:
+        proc = psutil.Process(pid)
+        # The pid is in use: the group is ours only if that is our (zombie) leader.
+        group_is_ours = abs(proc.create_time() - (create_time or 0.0)) < _CREATE_TIME_TOLERANCE
+    except psutil.NoSuchProcess:
+        pass  # a group with this id can only be what is left of ours
+    except psutil.Error:
+        group_is_ours = False
+    if group_is_ours:
+        kill_group(pid)
+
+
+def kill_all(procs: Iterable[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 def describe_exit(code: int) -> str:

@@ -67,6 +67,20 @@ class ReplicaRecord:
         return cls(owner=owner, **data)
 
 
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` so that a reader (or a crash) sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600 (env may hold secrets)
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class RecordStore:
     """One JSON file per replica under ``<runtime_dir>/replicas/``."""
 
@@ -78,16 +92,7 @@ class RecordStore:
         return self.directory / f"{replica_id}.json"
 
     def save(self, record: ReplicaRecord) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.replica_id}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600 (env may hold secrets)
-                json.dump(record.to_json(), out, indent=2, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path(record.replica_id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self.path(record.replica_id), record.to_json())
 
     def delete(self, replica_id: str) -> None:
         self.path(replica_id).unlink(missing_ok=True)

@@ -1,10 +1,13 @@
-"""``LocalRuntime``: the ``Runtime`` contract implemented with processes on this machine.
+"""``LocalRuntime``: the ``Runtime`` and ``JobRuntime`` contracts implemented with processes on this machine.
 
 This is what makes the embedded mode a real platform rather than a demo: replicas are supervised
 (restarted with backoff), get exclusive GPUs, are stopped with their whole process tree, and survive a
 control-plane crash (records on disk are adopted by the next runtime, never duplicated). All state sits
 behind one lock; the monitor thread (``supervisor``) does the watching and calls ``on_change`` callbacks
 outside the lock.
+
+Jobs (gangs of training/batch workers) live in ``jobs`` and draw from the same device pool; devices of
+replicas and workers alike go back to the pool through ``handover`` (tree gone, then NVML clear).
 """
 
 from __future__ import annotations
@@ -27,13 +30,23 @@ from pilothouse.api.errors import FieldProblem
 from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.runtime.local import admission, launch
 from pilothouse.runtime.local.gpus import Capacity, DeviceAllocator
+from pilothouse.runtime.local.handover import (
+    DEFAULT_TIMEOUT,
+    DeviceHandover,
+    HandoverSample,
+    HandoverSummary,
+    Nvml,
+    open_nvml,
+)
+from pilothouse.runtime.local.jobs import LocalJobs
 from pilothouse.runtime.local.logs import follow_files
 from pilothouse.runtime.local.process import (
     describe_exit,
     disown,
     find_by_env,
     is_alive,
-    kill_group,
+    kill_all,
+    kill_group_leftovers,
     kill_tree,
     same_process,
     spawn,
@@ -41,7 +54,14 @@ from pilothouse.runtime.local.process import (
 from pilothouse.runtime.local.records import RecordStore, ReplicaRecord
 from pilothouse.runtime.local.replica import Replica
 from pilothouse.runtime.local.supervisor import Backoff, Monitor, probe, read_termination_log
-from pilothouse.runtime.protocol import NotSupported, ReplicaPhase, ReplicaState, WorkloadSpec
+from pilothouse.runtime.protocol import (
+    JobRun,
+    JobRunState,
+    NotSupported,
+    ReplicaPhase,
+    ReplicaState,
+    WorkloadSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +76,18 @@ def _short_random(n: int = 5) -> str:
 def _kill_leftovers(record: ReplicaRecord) -> None:
     """SIGKILL whatever a replica whose leader exited left behind: the rest of its process group (unless
     the leader's pid was reused since) and any process that inherited its environment."""
-    group_is_ours = True
-    if record.pid:
-        try:
-            proc = psutil.Process(record.pid)
-            # The pid is in use: the group is ours only if that is our (zombie) leader.
-            group_is_ours = abs(proc.create_time() - (record.create_time or 0.0)) < 0.05
-        except psutil.NoSuchProcess:
-            pass  # a group with this id can only be what is left of ours
-        except psutil.Error:
-            group_is_ours = False
-        if group_is_ours:
-            kill_group(record.pid)
-    for stray in find_by_env(launch.TERMINATION_LOG_ENV, record.termination_log_path):
-        with contextlib.suppress(psutil.Error):
-            stray.kill()
+    kill_group_leftovers(record.pid, record.create_time)
+    kill_all(find_by_env(launch.TERMINATION_LOG_ENV, record.termination_log_path))
 
 
 class LocalRuntime:
-    """Runs model-server replicas as supervised process trees on this machine."""
+    """Runs model-server replicas and job gangs as supervised process trees on this machine.
+
+    ``nvml``: what the GPU hand-over asks which processes still use a device (default: the real NVML
+    when GPUs were discovered, none for declared accelerators); ``handover_timeout``: how long a device
+    NVML still shows a process of its last holder on stays out of the pool (then it is released with a
+    warning).
+    """
 
     name = "local"
     runs_images = False
@@ -92,6 +105,8 @@ class LocalRuntime:
         liveness_failures: int = 3,
         probe_timeout: float = 1.0,
         start_monitor: bool = True,
+        nvml: Nvml | None = None,
+        handover_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.runtime_dir = Path(runtime_dir)
         self.python = python
@@ -104,6 +119,12 @@ class LocalRuntime:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self._records = RecordStore(self.runtime_dir / "replicas")
         self._allocator = DeviceAllocator.from_declared_or_discovered(accelerators)
+        self._nvml_shutdown: Callable[[], None] | None = None
+        if nvml is None and self._allocator.gpus:
+            opened = open_nvml()
+            if opened is not None:
+                nvml, self._nvml_shutdown = opened
+        self._handover = DeviceHandover(self._allocator, nvml, handover_timeout)
         self._lock = threading.RLock()
         self._replicas: dict[str, Replica] = {}
         self._changed: set[str] = set()
@@ -112,8 +133,18 @@ class LocalRuntime:
         self._client = httpx.Client(
             timeout=httpx.Timeout(probe_timeout, connect=min(probe_timeout, 0.5)), trust_env=False
         )
-        self._adopt_records()
         self._monitor = Monitor(self._tick, probe_interval)
+        self._jobs = LocalJobs(
+            self.runtime_dir,
+            self._lock,
+            self._allocator,
+            self._handover,
+            grace_period=grace_period,
+            changed=self._mark_changed,
+            wake=self._monitor.wake,
+        )
+        self._adopt_records()
+        self._jobs.adopt()
         if start_monitor:
             self._monitor.start()
 
@@ -239,10 +270,12 @@ class LocalRuntime:
         victims: list[Replica] = []
         with self._lock:
             if stop_workloads:
+                self._jobs.stop_all()  # their grace periods run alongside the replicas'
                 victims = [r for r in self._replicas.values() if not r.stopping]
                 for victim in victims:
                     self._mark_stopping(victim)
         self._stop(victims)
+        self._jobs.close(stop_workloads)
         with self._lock:
             self._closed = True
             for replica in list(self._replicas.values()):
@@ -253,13 +286,58 @@ class LocalRuntime:
             if not stop_workloads:
                 self._replicas.clear()
         self._client.close()
+        if self._nvml_shutdown is not None:
+            self._nvml_shutdown()
 
-    # -- beyond the protocol ----------------------------------------------------------------------------
+    # -- the JobRuntime protocol (``jobs.LocalJobs`` does the work) -----------------------------------------
 
     def capacity(self) -> Capacity:
-        """Accelerator totals and free counts (``Capacity.total``/``.free`` keyed by resource name)."""
+        """Totals per resource as a mapping (accelerators, ``cpu`` millicores, ``memory`` bytes: the
+        ``JobRuntime`` contract), with the accelerator view as ``.total``/``.free``/``.gpus``. Only
+        accelerators are enforced here; cpu and memory are for the scheduler (no cgroups locally)."""
+        host = {
+            "cpu": (psutil.cpu_count(logical=True) or 1) * 1000,
+            "memory": int(psutil.virtual_memory().total),
+        }
         with self._lock:
-            return self._allocator.capacity()
+            devices = self._allocator.capacity()
+        return Capacity(devices.total, devices.free, devices.gpus, host)
+
+    def start_job(self, run: JobRun) -> None:
+        """Start the attempt's gang (all or nothing); ``InsufficientResources`` if its devices are not all
+        free; ``jobs.JobStillRunning`` if a previous attempt has not finished (stop it first)."""
+        self._jobs.start(run)
+
+    def stop_job(self, owner_uid: str, grace_seconds: float) -> None:
+        self._jobs.stop(owner_uid, grace_seconds)
+
+    def observe_job(self, owner_uid: str) -> JobRunState | None:
+        return self._jobs.observe(owner_uid)
+
+    def forget_job(self, owner_uid: str) -> None:
+        self._jobs.forget(owner_uid)
+
+    def job_owners(self) -> set[str]:
+        return self._jobs.owners()
+
+    def job_log_files(self, owner_uid: str, worker: int | None = None) -> list[tuple[str, Path]]:
+        return self._jobs.log_files(owner_uid, worker)
+
+    # -- beyond the protocols ---------------------------------------------------------------------------
+
+    def handover_latencies(self) -> list[HandoverSample]:
+        """Recent device hand-overs to job workers (release by the last holder -> worker start)."""
+        with self._lock:
+            return self._handover.samples()
+
+    def handover_summary(self) -> HandoverSummary:
+        with self._lock:
+            return self._handover.summary()
+
+    def free_devices_since(self) -> dict[str, dict[str, float]]:
+        """Per resource, each free device and the wall-clock time it became free (idle accounting)."""
+        with self._lock:
+            return self._allocator.free_since()
 
     def replica(self, replica_id: str) -> ReplicaState | None:
         with self._lock:
@@ -267,6 +345,9 @@ class LocalRuntime:
             return found.state() if found is not None else None
 
     # -- internals (``_lock`` held unless said otherwise) -------------------------------------------------
+
+    def _mark_changed(self, owner_uid: str) -> None:
+        self._changed.add(owner_uid)  # not ``self._changed.add``: the set is swapped at every dispatch
 
     def _check_open(self) -> None:
         if self._closed or self._monitor.stopped:
@@ -385,7 +466,9 @@ class LocalRuntime:
                 list(pool.map(self._kill, victims))
         with self._lock:
             for victim in victims:
-                self._allocator.release(victim.id)
+                pids = [victim.record.pid] if victim.record.pid else []
+                marker = (launch.TERMINATION_LOG_ENV, victim.record.termination_log_path)
+                self._handover.release(victim.id, pids, marker)
                 self._replicas.pop(victim.id, None)
                 self._records.delete(victim.id)
                 Path(victim.record.termination_log_path).unlink(missing_ok=True)
@@ -441,6 +524,8 @@ class LocalRuntime:
         with self._lock:
             if self._closed:
                 return
+            self._handover.poll()
+            self._jobs.tick()
             for replica in sorted(self._replicas.values(), key=lambda r: (r.record.created_at, r.id)):
                 if replica.stopping:
                     continue
