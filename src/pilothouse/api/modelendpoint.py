@@ -8,6 +8,7 @@ canonical shape, so everything downstream handles exactly one representation.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -125,10 +126,54 @@ class Resources(StrictModel):
         return sum(self.accelerators.values())
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: list[Weekday] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class ScalingSchedule(StrictModel):
+    """A time window with its own replica bounds, e.g. ``minReplicas: 4`` on weekdays 08:00-20:00."""
+
+    name: str | None = None
+    days: list[Weekday] = Field(default_factory=lambda: list(ALL_DAYS))
+    start: str = Field(description="HH:MM, inclusive, in timeZone")
+    end: str = Field(description="HH:MM, exclusive; earlier than start means the window crosses midnight")
+    timeZone: str = Field(default="UTC", description="An IANA time zone such as Europe/Berlin")
+    minReplicas: int | None = Field(default=None, ge=0)
+    maxReplicas: int | None = Field(default=None, ge=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"must be HH:MM (24-hour), got {value!r}")
+        return value
+
+
 class Autoscaling(StrictModel):
-    minReplicas: int = Field(default=1, ge=0)
+    """Replica bounds and how traffic moves between them (defaults follow Knative's KPA; see docs/autoscaling.md)."""
+
+    minReplicas: int = Field(default=1, ge=0, description="0 allows scale-to-zero")
     maxReplicas: int | None = Field(default=None, ge=1)
     targetUtilization: int = Field(default=70, ge=1, le=100, description="Percent of a replica's capacity")
+    metric: Literal["concurrency", "rps", "utilization"] = "concurrency"
+    target: float | None = Field(
+        default=None,
+        gt=0,
+        description="Per replica: concurrent requests (default 10) or requests/s (default 100)",
+    )
+    containerConcurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Hard limit of in-flight requests per replica in the gateway; unset = none",
+    )
+    stableWindowSeconds: int = Field(default=60, ge=6, le=3600)
+    panicWindowPercentage: float = Field(default=10.0, ge=1, le=100)
+    panicThresholdPercentage: float = Field(default=200.0, ge=110, le=1000)
+    maxScaleUpRate: float = Field(default=1000.0, gt=1)
+    maxScaleDownRate: float = Field(default=2.0, gt=1)
+    scaleToZeroGracePeriodSeconds: int = Field(default=30, ge=0, le=3600)
+    schedules: list[ScalingSchedule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _min_le_max(self) -> Autoscaling:
@@ -139,10 +184,61 @@ class Autoscaling(StrictModel):
         return self
 
 
+class CanaryStep(StrictModel):
+    weight: int = Field(ge=1, le=100, description="Percent of traffic to the new revision")
+    pauseSeconds: int | None = Field(default=60, ge=0, description="How long to hold; null = until resumed")
+
+
+class Analysis(StrictModel):
+    """Gates checked on the gateway's own measurements while a canary holds a step."""
+
+    maxErrorRate: float = Field(
+        default=0.05, ge=0, le=1, description="5xx share of the new revision's requests"
+    )
+    maxP99LatencyMs: float | None = Field(default=None, gt=0)
+    maxP99LatencyRatio: float | None = Field(default=None, gt=1, description="New p99 / stable p99")
+    minRequests: int = Field(
+        default=20, ge=1, description="Requests the new revision must see before judging"
+    )
+
+
+class Rollout(StrictModel):
+    strategy: Literal["rolling", "canary", "blueGreen"] = "rolling"
+    maxSurge: int = Field(default=1, ge=0, description="Rolling: extra replicas allowed during an update")
+    maxUnavailable: int = Field(default=0, ge=0, description="Rolling: replicas that may be not ready")
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [
+            CanaryStep(weight=10, pauseSeconds=60),
+            CanaryStep(weight=50, pauseSeconds=60),
+        ]
+    )
+    analysis: Analysis | None = Field(default_factory=Analysis)
+    paused: bool = Field(default=False, description="Hold the rollout where it is (rollout pause/resume)")
+
+    @model_validator(mode="after")
+    def _surge_or_unavailable(self) -> Rollout:
+        if self.maxSurge == 0 and self.maxUnavailable == 0:
+            raise ValueError("maxSurge and maxUnavailable cannot both be 0")
+        weights = [s.weight for s in self.steps]
+        if weights != sorted(weights):
+            raise ValueError("canary step weights must not decrease")
+        return self
+
+
+class Batching(StrictModel):
+    """Dynamic batching in the model server: requests arriving together are predicted as one batch."""
+
+    maxBatchSize: int = Field(default=32, ge=2, le=4096)
+    maxLatencyMs: float = Field(default=5.0, gt=0, le=1000, description="Longest a request waits for a batch")
+
+
 class ModelEndpointSpec(StrictModel):
     model: ModelSource
     resources: Resources = Field(default_factory=Resources)
+    env: dict[str, str] = Field(default_factory=dict, description="Environment of every replica")
+    batching: Batching | None = Field(default=None, description="Off unless set")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    rollout: Rollout = Field(default_factory=Rollout)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -155,8 +251,33 @@ class ModelEndpointSpec(StrictModel):
         return value
 
 
+class RevisionRecord(StrictModel):
+    """One revision: a distinct replica template (model, resources, env, batching), never scaling settings."""
+
+    revision: int
+    generation: int = Field(description="The spec generation that introduced this template")
+    templateHash: str
+    created: datetime | None = None
+
+
+class TrafficTarget(StrictModel):
+    revision: int
+    percent: int
+    readyReplicas: int = 0
+    desiredReplicas: int = 0
+
+
 class ModelEndpointStatus(StrictModel):
     observedGeneration: int | None = None
+    latestRevision: int | None = Field(default=None, description="The newest template's revision number")
+    stableRevision: int | None = Field(default=None, description="The revision that fully took traffic last")
+    revisions: list[RevisionRecord] = Field(
+        default_factory=list, description="Recent revisions, oldest first"
+    )
+    traffic: list[TrafficTarget] = Field(default_factory=list)
+    rolloutPhase: Literal["", "Progressing", "Paused", "Completed", "RolledBack", "Degraded"] = ""
+    canaryStep: int | None = Field(default=None, description="Index of the canary step in progress")
+    stepStartedAt: datetime | None = None
     url: str | None = None
     desiredReplicas: int = Field(
         default=0, description="Replicas the controller wants for the newest revision"
