@@ -1,0 +1,50 @@
+"""Fixtures for the Kubernetes-backend tests: a fresh API emulator per test, clients pointed at it.
+
+The suite runs in importlib mode with only tests/ on sys.path; the emulator package next to this file is
+imported by plain name, so this directory is appended (last: it must shadow nothing — in particular
+not the official ``kubernetes`` package, which is why this directory has no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.append(str(Path(__file__).parent))
+
+from emulator import KubernetesApiEmulator
+from emulator.crds import install_pilothouse
+
+from kubernetes import client as k8s
+from pilothouse.store.kube import KubeStore
+
+
+@pytest.fixture
+def emulator() -> Iterator[KubernetesApiEmulator]:
+    with KubernetesApiEmulator(bookmark_interval=0.2) as server:
+        yield server
+        assert server.server_errors == [], "the emulator itself failed (answered 500)"
+
+
+@pytest.fixture
+def kubeconfig(emulator: KubernetesApiEmulator, tmp_path: Path) -> Path:
+    return emulator.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def api_client(emulator: KubernetesApiEmulator) -> Iterator[k8s.ApiClient]:
+    """The official client, configured by injection (never from ``$KUBECONFIG`` at import time)."""
+    configuration = k8s.Configuration(host=emulator.url)
+    with k8s.ApiClient(configuration) as api:
+        yield api
+
+
+@pytest.fixture
+def kube_store(emulator: KubernetesApiEmulator, api_client: k8s.ApiClient) -> Iterator[KubeStore]:
+    install_pilothouse(emulator)
+    store = KubeStore(api_client, watch_poll_interval=0.2)
+    yield store
+    store.close()
