@@ -75,6 +75,12 @@ class FakeRuntime:
                     url=f"http://127.0.0.1:{10000 + self._counter}",
                 )
 
+    def stop_replicas(self, owner_uid: str, replica_ids: list[str]) -> None:
+        with self._lock:
+            for rid in replica_ids:
+                if rid in self.replicas and self.replicas[rid].owner_uid == owner_uid:
+                    del self.replicas[rid]
+
     def remove(self, owner_uid: str, revision: int | None = None) -> None:
         with self._lock:
             self.removed.append((owner_uid, revision))
@@ -107,6 +113,11 @@ class FakeRuntime:
             self.replicas.clear()
 
     # -- test controls -------------------------------------------------------------------------
+
+    def snapshot(self) -> list[ReplicaState]:
+        """Every replica, read under the lock (reconcile threads change them concurrently)."""
+        with self._lock:
+            return list(self.replicas.values())
 
     def set_phase(
         self,

@@ -69,34 +69,46 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
 
 def test_create_ready_update_rollout_delete(harness: Harness) -> None:
     harness.store.create(endpoint("iris", replicas=2))
-    wait_for(lambda: len(harness.runtime.replicas) == 2, what="two replicas ensured")
+    wait_for(lambda: len(harness.runtime.snapshot()) == 2, what="two replicas ensured")
     uid = harness.uid("iris")
     assert harness.ready("iris") == "False"
     harness.runtime.set_phase(uid, "Ready")
     wait_for(lambda: harness.ready("iris") == "True", what="Ready")
     assert len(harness.routes.upstreams("default", "iris")) == 2
 
+    scaled = harness.store.get("ModelEndpoint", "default", "iris")
+    scaled.spec.autoscaling.maxReplicas = 4  # not a template change: no new revision, no restart
+    harness.store.update(scaled)
+    wait_for(
+        lambda: harness.store.get("ModelEndpoint", "default", "iris").status.observedGeneration == 2,
+        what="generation 2 observed",
+    )
+    assert {r.revision for r in harness.runtime.snapshot()} == {1}
+    assert harness.ready("iris") == "True"
+
     current = harness.store.get("ModelEndpoint", "default", "iris")
     current.spec.model.uri = "/m/iris-v2.joblib"
     harness.store.update(current)
-    wait_for(
-        lambda: any(r.revision == 2 for r in harness.runtime.replicas.values()), what="revision 2 started"
-    )
+    wait_for(lambda: any(r.revision == 2 for r in harness.runtime.snapshot()), what="revision 2 started")
     assert harness.ready("iris") == "False"
-    assert {r.revision for r in harness.runtime.replicas.values()} == {1, 2}, "revision 1 keeps serving"
-    assert len(harness.routes.upstreams("default", "iris")) == 2
+    assert {r.revision for r in harness.runtime.snapshot()} == {1, 2}, "revision 1 keeps serving"
+    assert len(harness.routes.upstreams("default", "iris")) == 2, "only ready replicas take traffic"
 
-    harness.runtime.set_phase(uid, "Ready", revision=2)
-    wait_for(
-        lambda: {r.revision for r in harness.runtime.replicas.values()} == {2}, what="revision 1 retired"
-    )
+    def kubelet_then_check() -> bool:  # new replicas appear one by one (maxSurge 1): each becomes ready
+        harness.runtime.set_phase(uid, "Ready", revision=2)
+        return {r.revision for r in harness.runtime.snapshot()} == {2}
+
+    wait_for(kubelet_then_check, what="revision 1 retired")
+    assert len(harness.runtime.snapshot()) == 2
     wait_for(lambda: harness.ready("iris") == "True", what="Ready on revision 2")
-    assert harness.store.get("ModelEndpoint", "default", "iris").status.revision == 2
+    status = harness.store.get("ModelEndpoint", "default", "iris").status
+    assert (status.stableRevision, status.latestRevision, status.rolloutPhase) == (2, 2, "Completed")
+    assert [(t.revision, t.percent) for t in status.traffic] == [(2, 100)]
     reasons = [e.reason for e in harness.store.list_events()]
-    assert {"RevisionCreated", "RevisionReady", "RevisionRetired"} <= set(reasons)
+    assert {"RevisionCreated", "RolloutCompleted", "RevisionRetired"} <= set(reasons)
 
     harness.store.delete("ModelEndpoint", "default", "iris")
-    wait_for(lambda: not harness.runtime.replicas, what="replicas removed")
+    wait_for(lambda: not harness.runtime.snapshot(), what="replicas removed")
     wait_for(lambda: not harness.routes.known("default", "iris"), what="route withdrawn")
 
 
@@ -105,20 +117,20 @@ def test_one_failing_object_does_not_stop_the_others(harness: Harness) -> None:
     harness.runtime.fail_for.add(harness.uid("bad"))
     harness.store.create(endpoint("good"))
     wait_for(
-        lambda: any(r.owner_uid == harness.uid("good") for r in harness.runtime.replicas.values()),
+        lambda: any(r.owner_uid == harness.uid("good") for r in harness.runtime.snapshot()),
         what="good endpoint reconciled",
     )
     wait_for(lambda: harness.manager.error_count >= 2, what="bad endpoint retried with backoff")
     harness.runtime.fail_for.clear()
     wait_for(
-        lambda: any(r.owner_uid == harness.uid("bad") for r in harness.runtime.replicas.values()),
+        lambda: any(r.owner_uid == harness.uid("bad") for r in harness.runtime.snapshot()),
         what="bad endpoint recovers once the fault is gone",
     )
 
 
 def test_failure_reason_reaches_status(harness: Harness) -> None:
     harness.store.create(endpoint("iris"))
-    wait_for(lambda: harness.runtime.replicas, what="replica")
+    wait_for(harness.runtime.snapshot, what="replica")
     harness.runtime.set_phase(
         harness.uid("iris"), "Failed", reason="ModelLoadFailed", message="file not found: /m/x"
     )
@@ -137,7 +149,7 @@ def test_orphaned_replicas_are_collected_on_resync(tmp_path: Path) -> None:
     try:
         h.store.create(endpoint("iris"))
         h.manager.start()
-        wait_for(lambda: h.runtime.replicas, what="replica")
+        wait_for(h.runtime.snapshot, what="replica")
         h.manager.stop()
         # The endpoint is deleted while no controller runs; a new manager must clean up on its first resync.
         h.store.delete("ModelEndpoint", "default", "iris")
@@ -145,7 +157,7 @@ def test_orphaned_replicas_are_collected_on_resync(tmp_path: Path) -> None:
             h.store, [ModelEndpointReconciler(h.store, h.runtime, h.routes, GATEWAY)], resync_seconds=0.2
         )
         fresh.start()
-        wait_for(lambda: not h.runtime.replicas, what="orphan collected")
+        wait_for(lambda: not h.runtime.snapshot(), what="orphan collected")
         fresh.stop()
     finally:
         h.store.close()

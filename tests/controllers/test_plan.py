@@ -1,37 +1,34 @@
-"""The ModelEndpoint plan: revisions roll forward only when the new one is fully ready."""
+"""The ModelEndpoint plan: conditions, URL, workloads per revision (with their own templates), routes."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pilothouse.api.meta import get_condition
-from pilothouse.api.modelendpoint import ModelEndpoint
-from pilothouse.controllers.modelendpoint_plan import plan
+from pilothouse.api.modelendpoint import ModelEndpoint, ModelEndpointSpec
+from pilothouse.controllers.modelendpoint_plan import Plan, plan
 from pilothouse.runtime.protocol import ReplicaPhase, ReplicaState
 
 GATEWAY = "http://127.0.0.1:7421"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def endpoint(generation: int = 1, min_replicas: int = 1, observed: int | None = None) -> ModelEndpoint:
-    obj = ModelEndpoint.model_validate(
+def endpoint(
+    uri: str = "/m/iris.joblib", generation: int = 1, min_replicas: int = 1, **spec: Any
+) -> ModelEndpoint:
+    return ModelEndpoint.model_validate(
         {
             "apiVersion": "pilothouse.dev/v1alpha1",
             "kind": "ModelEndpoint",
-            "metadata": {
-                "name": "iris",
-                "namespace": "team-a",
-                "uid": "u1",
-                "generation": generation,
-                "creationTimestamp": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
-            },
+            "metadata": {"name": "iris", "namespace": "team-a", "uid": "u1", "generation": generation},
             "spec": {
-                "model": {"uri": "/m/iris.joblib"},
+                "model": {"uri": uri},
                 "autoscaling": {"minReplicas": min_replicas, "maxReplicas": 5},
+                **spec,
             },
         }
     )
-    obj.status.observedGeneration = observed
-    return obj
 
 
 def replica(n: int, revision: int, phase: ReplicaPhase, reason: str = "", message: str = "") -> ReplicaState:
@@ -46,75 +43,80 @@ def replica(n: int, revision: int, phase: ReplicaPhase, reason: str = "", messag
     )
 
 
+def run(obj: ModelEndpoint, observed: list[ReplicaState], **kwargs: Any) -> Plan:
+    result = plan(obj, observed, GATEWAY, now=NOW, **kwargs)
+    obj.status = result.status
+    return result
+
+
+def condition(result: Plan, kind: str = "Ready") -> tuple[str, str, str]:
+    found = get_condition(result.status.conditions, kind)
+    assert found is not None
+    return found.status, found.reason, found.message
+
+
 def test_new_endpoint_asks_for_replicas_and_is_not_ready() -> None:
-    result = plan(endpoint(min_replicas=2), [], GATEWAY)
-    assert result.workload.replicas == 2
-    assert result.workload.revision == 1
-    assert result.workload.model_name == "iris"
-    ready = get_condition(result.status.conditions, "Ready")
-    assert ready is not None and ready.status == "False" and ready.reason == "ReplicasStarting"
+    result = run(endpoint(min_replicas=2), [])
+    (workload,) = result.workloads
+    assert (workload.replicas, workload.revision, workload.model_name) == (2, 1, "iris")
+    assert condition(result)[:2] == ("False", "ReplicasStarting")
+    assert condition(result, "Available")[0] == "False"
     assert result.status.url == f"{GATEWAY}/team-a/iris"
-    assert result.upstreams == []
+    assert [(r.revision, r.weight, r.upstreams) for r in result.routes] == [(1, 100, ())]
+    assert result.hold_when_empty, "the first requests wait for the first replica instead of failing"
     assert [e.reason for e in result.events] == ["RevisionCreated"]
     assert result.requeue_after is not None
 
 
-def test_ready_when_all_replicas_of_newest_revision_ready() -> None:
+def test_ready_when_every_replica_of_the_revision_is_ready() -> None:
+    obj = endpoint(min_replicas=2)
+    run(obj, [])
     observed = [replica(1, 1, "Ready"), replica(2, 1, "Ready")]
-    result = plan(endpoint(min_replicas=2, observed=1), observed, GATEWAY)
-    ready = get_condition(result.status.conditions, "Ready")
-    assert ready is not None and ready.status == "True"
-    assert result.status.readyReplicas == 2
-    assert result.status.revision == 1
-    assert result.upstreams == sorted(r.url for r in observed if r.url)
-    assert [e.reason for e in result.events] == ["RevisionReady"]
-    assert result.requeue_after is None
+    result = run(obj, observed)
+    assert condition(result) == ("True", "ReplicasReady", "2/2 replicas of revision 1 ready")
+    assert (result.status.readyReplicas, result.status.desiredReplicas, result.status.revision) == (2, 2, 1)
+    assert result.routes[0].upstreams == tuple(sorted(r.url for r in observed if r.url))
+    assert [e.reason for e in result.events] == ["RolloutCompleted"]
+    again = run(obj, observed)
+    assert again.events == [], "nothing new happened: no event noise"
+    assert again.status.model_dump() == result.status.model_dump()
 
 
-def test_min_zero_still_runs_one_replica_until_autoscaler_exists() -> None:
-    assert plan(endpoint(min_replicas=0), [], GATEWAY).workload.replicas == 1
-
-
-def test_old_revision_keeps_serving_until_new_one_is_ready() -> None:
-    observed = [replica(1, 1, "Ready"), replica(1, 2, "Starting")]
-    result = plan(endpoint(generation=2, observed=1), observed, GATEWAY)
-    assert result.retire_revisions == []
-    assert result.upstreams == [observed[0].url]
-    assert result.status.revision == 1
-    ready = get_condition(result.status.conditions, "Ready")
-    assert ready is not None and "revision 1 keeps serving" in ready.message
-
-
-def test_old_revision_retired_once_new_is_ready() -> None:
-    observed = [replica(1, 1, "Ready"), replica(1, 2, "Ready")]
-    result = plan(endpoint(generation=2, observed=2), observed, GATEWAY)
-    assert result.retire_revisions == [1]
-    assert result.status.revision == 2
+def test_desired_comes_from_the_autoscaler_and_zero_is_scaled_to_zero() -> None:
+    obj = endpoint(min_replicas=0)
+    assert run(obj, []).workloads[0].replicas == 1, "without an autoscaler: the floor, at least one"
+    run(obj, [replica(1, 1, "Ready")], desired=1)
+    idle = run(obj, [], desired=0)
+    assert [(w.revision, w.replicas) for w in idle.workloads] == [(1, 0)]
+    assert idle.retire_revisions == [], "scaled to zero is not retired: it keeps its traffic share"
+    assert condition(idle)[:2] == ("True", "ScaledToZero")
+    assert idle.hold_when_empty
 
 
 def test_model_load_failure_is_reported_with_its_message() -> None:
     observed = [replica(1, 1, "Failed", "ModelLoadFailed", "file not found: /m/iris.joblib")]
-    result = plan(endpoint(observed=1), observed, GATEWAY)
-    ready = get_condition(result.status.conditions, "Ready")
-    assert ready is not None
-    assert (ready.status, ready.reason) == ("False", "ModelLoadFailed")
-    assert "file not found: /m/iris.joblib" in ready.message
-    assert [(e.type, e.reason) for e in result.events] == [("Warning", "ModelLoadFailed")]
+    result = run(endpoint(), observed)
+    assert condition(result) == ("False", "ModelLoadFailed", "file not found: /m/iris.joblib")
+    assert [(e.type, e.reason) for e in result.events] == [
+        ("Normal", "RevisionCreated"),
+        ("Warning", "ModelLoadFailed"),
+    ]
 
 
-def test_bad_new_revision_does_not_take_the_endpoint_down() -> None:
-    observed = [replica(1, 1, "Ready"), replica(1, 2, "Failed", "ModelLoadFailed", "not a model")]
-    result = plan(endpoint(generation=2, observed=1), observed, GATEWAY)
-    assert result.retire_revisions == []
-    assert result.upstreams == [observed[0].url]
-    assert result.status.readyReplicas == 1
-
-
-def test_plan_is_deterministic_and_status_stable() -> None:
-    obj = endpoint(min_replicas=2, observed=1)
-    observed = [replica(1, 1, "Ready"), replica(2, 1, "Ready")]
-    first = plan(obj, observed, GATEWAY)
-    obj.status = first.status
-    second = plan(obj, observed, GATEWAY)
-    assert second.status.model_dump() == first.status.model_dump()
-    assert second.events == []  # nothing new happened: no event noise
+def test_older_revisions_run_with_their_own_template_and_batching_reaches_the_env() -> None:
+    v1 = endpoint(uri="/m/v1.joblib")
+    run(v1, [])
+    run(v1, [replica(1, 1, "Ready")])
+    v2 = endpoint(uri="/m/v2.joblib", generation=2, batching={"maxBatchSize": 16, "maxLatencyMs": 2})
+    v2.status = v1.status
+    result = run(
+        v2,
+        [replica(1, 1, "Ready")],
+        templates={1: ModelEndpointSpec.model_validate({"model": {"uri": "/m/v1.joblib"}})},
+    )
+    models = {w.revision: (w.model.uri, w.replicas) for w in result.workloads}
+    assert models == {1: ("/m/v1.joblib", 1), 2: ("/m/v2.joblib", 1)}
+    new = next(w for w in result.workloads if w.revision == 2)
+    assert new.env == {"PILOTHOUSE_MAX_BATCH_SIZE": "16", "PILOTHOUSE_MAX_BATCH_LATENCY_MS": "2"}
+    assert condition(result)[1] == "RolloutInProgress"
+    assert condition(result, "Available")[0] == "True", "revision 1 keeps serving during the rollout"

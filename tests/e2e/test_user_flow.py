@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_apply_get_infer_describe_logs_update_delete(
         "Conditions:",
         "ReplicasReady",
         "RevisionCreated",
-        "RevisionReady",
+        "RolloutCompleted",
         "Replicas:",
         "Ready",
     ):
@@ -79,14 +80,27 @@ def test_apply_get_infer_describe_logs_update_delete(
     first_pids = model_server_pids(control_plane)
     assert len(first_pids) == 1
 
-    write_manifest(manifest, iris_model, autoscaling={"minReplicas": 2, "maxReplicas": 3})
+    write_manifest(manifest, iris_model, autoscaling={"minReplicas": 2, "maxReplicas": 2})
     assert "configured" in control_plane.cli("apply", "-f", str(manifest), "--wait").stdout
     doc = json.loads(control_plane.cli("get", "me", "iris", "-o", "json").stdout)
     assert doc["metadata"]["generation"] == 2
-    assert doc["status"]["revision"] == 2
+    assert doc["status"]["latestRevision"] == 1, "a scaling change is not a new revision"
+    wait_for(lambda: len(model_server_pids(control_plane)) == 2, what="scaled to 2")
+    assert first_pids <= model_server_pids(control_plane), "scaling never restarts a running replica"
+
+    second_model = tmp_path / "iris-v2.joblib"
+    shutil.copy(iris_model, second_model)
+    write_manifest(manifest, second_model, autoscaling={"minReplicas": 2, "maxReplicas": 2})
+    before = model_server_pids(control_plane)
+    assert "configured" in control_plane.cli("apply", "-f", str(manifest), "--wait").stdout
+    doc = json.loads(control_plane.cli("get", "me", "iris", "-o", "json").stdout)
+    assert (doc["status"]["latestRevision"], doc["status"]["stableRevision"]) == (2, 2)
+    assert doc["status"]["traffic"] == [{"revision": 2, "percent": 100, "readyReplicas": 2, "desiredReplicas": 2}]
     wait_for(lambda: len(model_server_pids(control_plane)) == 2, what="old revision retired")
-    assert not first_pids & model_server_pids(control_plane), "revision 1's replica should be replaced"
+    assert not before & model_server_pids(control_plane), "revision 1's replicas were replaced"
     assert infer(url, IRIS_ROWS) == expected
+    history = control_plane.cli("rollout", "history", "iris").stdout
+    assert "iris-v2.joblib" in history and "stable,latest" in history
 
     running = [psutil.Process(pid) for pid in model_server_pids(control_plane)]
     deleted = control_plane.cli("delete", "modelendpoint", "iris")

@@ -11,13 +11,14 @@ import re
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.api.meta import API_VERSION, Condition, ObjectMeta, StrictModel
 from pilothouse.api.quantity import Quantity
 
-ModelFormat = Literal["sklearn", "onnx", "python"]
+ModelFormat = Literal["sklearn", "onnx", "python", "embeddings"]
 
 _FORMAT_BY_SUFFIX: dict[str, ModelFormat] = {
     ".joblib": "sklearn",
@@ -142,6 +143,15 @@ class ScalingSchedule(StrictModel):
     minReplicas: int | None = Field(default=None, ge=0)
     maxReplicas: int | None = Field(default=None, ge=1)
 
+    @field_validator("timeZone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, value: str) -> str:
@@ -186,7 +196,7 @@ class Autoscaling(StrictModel):
 
 class CanaryStep(StrictModel):
     weight: int = Field(ge=1, le=100, description="Percent of traffic to the new revision")
-    pauseSeconds: int | None = Field(default=60, ge=0, description="How long to hold; null = until resumed")
+    pauseSeconds: int = Field(default=60, ge=0, description="How long to hold the step before the next one")
 
 
 class Analysis(StrictModel):

@@ -78,6 +78,18 @@ def _describe_endpoint(client: PilothouseClient, obj: ModelEndpoint) -> None:
         f"{status.readyReplicas} ready / {status.desiredReplicas} desired ({status.replicas} total), "
         f"serving revision {status.revision or '-'}",
     )
+    rollout = obj.spec.rollout
+    step = f", step {status.canaryStep + 1}/{len(rollout.steps)}" if status.canaryStep is not None else ""
+    _field(
+        "Rollout",
+        f"{status.rolloutPhase or 'Pending'} ({rollout.strategy}{step}); "
+        f"stable revision {status.stableRevision or '-'}, latest {status.latestRevision or '-'}",
+    )
+    _section("Traffic")
+    rows = [
+        [str(t.revision), f"{t.percent}%", f"{t.readyReplicas}/{t.desiredReplicas}"] for t in status.traffic
+    ]
+    out.print(_table(["REVISION", "TRAFFIC", "READY"], rows) if rows else "  <none>")
     _spec(obj)
     _conditions(status.conditions)
     _section("Replicas")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pilothouse.cli import describe, install, logs, queue, render, resources, up, version
+from pilothouse.cli import describe, install, logs, queue, render, resources, rollout, up, version
 from pilothouse.cli.context import state
 
 app = typer.Typer(
@@ -31,7 +31,7 @@ def main_options(
     state(ctx).server = server
 
 
-for module in (up, resources, describe, logs, queue, render, install, version):
+for module in (up, resources, describe, logs, queue, rollout, render, install, version):
     module.register(app)
 
 

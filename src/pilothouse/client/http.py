@@ -147,6 +147,12 @@ class PilothouseClient:
         items: builtins.list[dict[str, Any]] = doc["items"]
         return items
 
+    def history(self, info: KindInfo, namespace: str, name: str) -> builtins.list[dict[str, Any]]:
+        """Every spec generation of an object, oldest first: ``{generation, created, spec}``."""
+        doc = self._request("GET", f"{self._collection(info, namespace)}/{name}/history")
+        items: builtins.list[dict[str, Any]] = doc["items"]
+        return items
+
     def replicas_of(self, owner_uid: str) -> builtins.list[dict[str, Any]]:
         """Replicas the runtime still runs for an owner uid (also after the owner was deleted)."""
         doc = self._request("GET", f"/apis/{API_VERSION}/replicas", params={"ownerUID": owner_uid})

@@ -108,12 +108,13 @@ class JobReconciler:
 
     @staticmethod
     def _run(job: Job) -> JobRun:
-        assert job.metadata.uid is not None and job.spec.command is not None
+        assert job.metadata.uid is not None
         return JobRun(
             owner=OwnerRef("Job", job.metadata.namespace, job.metadata.name, job.metadata.uid),
             attempt=job.status.attempts,
             workers=job.spec.workers,
-            command=list(job.spec.command),
+            command=list(job.spec.command or []),
+            image=job.spec.image,
             resources=job.spec.resources,
             env=dict(job.spec.env),
             working_dir=job.spec.workingDir,

@@ -13,22 +13,24 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Generator
 
 import uvicorn
 import uvloop
 
 from pilothouse import __version__
+from pilothouse.controllers.autoscaler import Autoscaler
 from pilothouse.controllers.job import JobReconciler, TeamReconciler
 from pilothouse.controllers.manager import Manager, ObjectKey
 from pilothouse.controllers.modelendpoint import ModelEndpointReconciler
 from pilothouse.controllers.queue import QueuePass
 from pilothouse.embedded.guards import DataDirLock, bind_listener
 from pilothouse.runtime.local import LocalRuntime
+from pilothouse.scheduling.policies import make_policy
 from pilothouse.server.app import create_app
 from pilothouse.server.services import ControlPlaneServices
 from pilothouse.serving.gateway.proxy import Gateway
-from pilothouse.scheduling.policies import make_policy
 from pilothouse.serving.gateway.routes import RouteTable
 from pilothouse.settings import Settings
 from pilothouse.store.sql import SqlStore
@@ -87,8 +89,10 @@ class EmbeddedControlPlane:
     def _serve(
         self, store: SqlStore, runtime: LocalRuntime, api_sock: socket.socket, gateway_sock: socket.socket
     ) -> None:
-        routes = RouteTable()
-        endpoints = ModelEndpointReconciler(store, runtime, routes, self.gateway_url)
+        routes = RouteTable(clock=time.time)  # samples on the controllers' wall clock
+        endpoints = ModelEndpointReconciler(
+            store, runtime, routes, self.gateway_url, traffic=routes, decider=Autoscaler(routes)
+        )
         queue = QueuePass(store, runtime, runtime, make_policy(self.settings.scheduling_policy))
         manager = Manager(store, [], resync_seconds=self.settings.resync_seconds)
         jobs = JobReconciler(store, runtime, queue, manager.enqueue)
@@ -101,6 +105,11 @@ class EmbeddedControlPlane:
                 manager.enqueue(key)
 
         runtime.on_change(on_runtime_change)
+
+        def on_demand(namespace: str, name: str) -> None:  # a request is held: scale from zero now
+            manager.enqueue(ObjectKey("ModelEndpoint", namespace, name))
+
+        routes.on_demand(on_demand)
         services = ControlPlaneServices(
             store=store, runtime=runtime, gateway_url=self.gateway_url, version=__version__, jobs=runtime
         )

@@ -82,6 +82,12 @@ class Runtime(Protocol):
         """Make the revision have exactly ``workload.replicas`` replicas (starting or stopping some)."""
         ...
 
+    def stop_replicas(self, owner_uid: str, replica_ids: list[str]) -> None:
+        """Stop these replicas (and forget them); unknown ids are ignored. The controller uses this to
+        scale down *after* draining the replicas it chose; ``ensure`` with the lower count then finds
+        nothing to stop."""
+        ...
+
     def remove(self, owner_uid: str, revision: int | None = None) -> None:
         """Stop and forget the replicas of one revision, or of all revisions when ``revision`` is None."""
         ...
@@ -118,11 +124,13 @@ class JobRun:
     attempt: int
     workers: int
     command: list[str]
+    """Empty for image jobs (their image's entrypoint runs; only runtimes with ``runs_images`` take them)."""
     resources: Resources
     """Per worker."""
     env: dict[str, str] = field(default_factory=dict)
     working_dir: str | None = None
     active_deadline_seconds: int | None = None
+    image: str | None = None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,19 @@ def _job_logs(svc: ControlPlaneServices, uid: str, worker: str | None, tail: int
     return StreamingResponse(snapshot(), media_type="text/plain; charset=utf-8")
 
 
+@router.get("/namespaces/{namespace}/{plural}/{name}/history")
+def history(request: Request, namespace: str, plural: str, name: str) -> dict[str, Any]:
+    """The object's spec at every generation (``rollout history`` and ``rollout undo`` read it)."""
+    svc = services(request)
+    obj = svc.store.get(kind_for(plural).kind, namespace, name)
+    assert obj.metadata.uid is not None
+    items = [
+        {"generation": r.generation, "created": r.created.isoformat(), "spec": r.spec}
+        for r in svc.store.history(obj.metadata.uid)
+    ]
+    return {"items": items}
+
+
 @router.get("/replicas")
 def replicas_by_owner(request: Request, ownerUID: str) -> dict[str, Any]:
     """Replicas of an owner uid, even after the owner is gone: ``delete --wait`` watches them drain."""

@@ -180,6 +180,20 @@ class LocalRuntime:
         self._monitor.wake()
         self._stop(victims)
 
+    def stop_replicas(self, owner_uid: str, replica_ids: list[str]) -> None:
+        wanted = set(replica_ids)
+        with self._lock:
+            victims = [
+                r
+                for r in self._replicas.values()
+                if r.owner_uid == owner_uid and r.record.replica_id in wanted and not r.stopping
+            ]
+            for victim in victims:
+                self._mark_stopping(victim)
+            if victims:
+                self._changed.add(owner_uid)
+        self._stop(victims)
+
     def remove(self, owner_uid: str, revision: int | None = None) -> None:
         with self._lock:
             matching = [
