@@ -48,3 +48,12 @@ def kube_store(emulator: KubernetesApiEmulator, api_client: k8s.ApiClient) -> It
     store = KubeStore(api_client, watch_poll_interval=0.2)
     yield store
     store.close()
+
+
+@pytest.fixture
+def cluster(emulator: KubernetesApiEmulator) -> KubernetesApiEmulator:
+    """The emulator with our CRDs and the namespaces the operator tests use (system, vision, nlp)."""
+    install_pilothouse(emulator)
+    for name in ("pilothouse-system", "vision", "nlp"):
+        emulator.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return emulator

@@ -34,6 +34,8 @@ def test_bundle_objects_are_valid(k8s_valid: Any) -> None:
             ("ServiceAccount", "pilothouse-operator"),
             ("ClusterRole", "pilothouse-operator"),
             ("ClusterRoleBinding", "pilothouse-operator"),
+            ("Role", "pilothouse-operator"),
+            ("RoleBinding", "pilothouse-operator"),
             ("Deployment", "pilothouse-operator"),
             ("ServiceAccount", "pilothouse-gateway"),
             ("ClusterRole", "pilothouse-gateway"),

@@ -24,6 +24,8 @@ _FILE_BY_KIND = {
     "ServiceAccount": "rbac.yaml",
     "ClusterRole": "rbac.yaml",
     "ClusterRoleBinding": "rbac.yaml",
+    "Role": "rbac.yaml",
+    "RoleBinding": "rbac.yaml",
 }
 
 

@@ -12,7 +12,10 @@ The operator's ClusterRole lists exactly the verbs its reconcilers use:
 - Events ``create``/``patch`` (kopf posts handler progress and our reconcilers post reasons);
 - CRDs ``list``/``watch``: kopf observes CRDs coming and going at run time.
 
-The operator runs as one replica with ``strategy: Recreate`` and ``kopf run --standalone``. kopf's
+The operator runs as one replica with ``strategy: Recreate`` and ``python -m pilothouse.operator
+--standalone`` (the entry point registers the handlers explicitly; importing the package does not).
+It also writes the gateway's routes into the ``pilothouse-routes`` ConfigMap of the system namespace
+(a namespaced Role) and keeps spec history as ControllerRevisions. kopf's
 peering (active/standby) uses its own ``KopfPeering`` CRDs, not ``coordination.k8s.io`` Leases; we
 install neither, and grant neither, until we run more than one replica.
 """
@@ -50,6 +53,7 @@ def operator_rules() -> list[dict[str, Any]]:
         {"apiGroups": [GROUP], "resources": [f"{p}/finalizers" for p in plurals], "verbs": ["update"]},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": WRITE},
         {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "patch", "update"]},
+        {"apiGroups": ["apps"], "resources": ["controllerrevisions"], "verbs": WRITE},
         {"apiGroups": [""], "resources": ["services", "resourcequotas", "limitranges"], "verbs": WRITE},
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
         {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": WRITE},
@@ -77,14 +81,8 @@ def _operator(config: KubernetesConfig) -> list[dict[str, Any]]:
     container = {
         "name": "operator",
         "image": config.operator_image,
-        "command": ["kopf", "run"],
-        "args": [
-            "--standalone",
-            "--all-namespaces",
-            "--liveness=http://0.0.0.0:8080/healthz",
-            "-m",
-            "pilothouse.operator",
-        ],
+        "command": ["python", "-m", "pilothouse.operator"],
+        "args": ["--standalone", "--liveness=http://0.0.0.0:8080/healthz"],
         "env": [*podspec.base_env(), {"name": "PILOTHOUSE_SYSTEM_NAMESPACE", "value": ns}],
         "ports": [{"name": "health", "containerPort": 8080, "protocol": "TCP"}],
         "livenessProbe": {**health, "failureThreshold": 3},
@@ -109,6 +107,21 @@ def _operator(config: KubernetesConfig) -> list[dict[str, Any]]:
                 "kind": "ClusterRole",
                 "name": OPERATOR_NAME,
             },
+            "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_NAME, "namespace": ns}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": metadata(OPERATOR_NAME, ns, labels),
+            "rules": [
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(OPERATOR_NAME, ns, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": OPERATOR_NAME},
             "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_NAME, "namespace": ns}],
         },
         {
