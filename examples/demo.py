@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pilothouse.api.job import Job
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import resolve_kind
 from pilothouse.client import PilothouseClient
 
@@ -110,6 +111,34 @@ def predict(url: str) -> None:
         f"200 sequential requests: p50 {timings[100]:.2f} ms, p99 {timings[197]:.2f} ms "
         "(client -> gateway -> model server, loopback)"
     )
+
+
+def canary(server: str, endpoint_url: str, env: dict[str, str]) -> None:
+    step("Training v2 of the model and rolling it out as a canary (20% -> 60% -> 100%)")
+    subprocess.run([sys.executable, str(EXAMPLE / "train.py"), str(EXAMPLE / "model-v2.joblib")], check=True)
+    run_cli("apply", "-f", str(EXAMPLE / "endpoint-v2.yaml"), env=env)
+    body = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": SAMPLES[0][0]}]}
+    served: dict[str, int] = {}
+    failures = 0
+    shown: set[str] = set()
+    with PilothouseClient(server) as client, httpx.Client(timeout=10.0) as http:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            response = http.post(f"{endpoint_url}/v2/models/iris/infer", json=body)
+            failures += response.status_code != 200
+            obj = client.get(resolve_kind("me"), "default", "iris")
+            assert isinstance(obj, ModelEndpoint)
+            split = ", ".join(f"revision {t.revision}: {t.percent}%" for t in obj.status.traffic)
+            served[split] = served.get(split, 0) + 1
+            if split not in shown:
+                shown.add(split)
+                console.print(f"  traffic: {split}")
+            if obj.status.rolloutPhase in ("Completed", "RolledBack") and obj.status.latestRevision == 2:
+                break
+            time.sleep(0.02)
+    run_cli("rollout", "status", "iris", env=env)
+    run_cli("rollout", "history", "iris", env=env)
+    console.print(f"{sum(served.values())} requests during the rollout, {failures} failed")
 
 
 def job_phases(client: PilothouseClient) -> dict[str, str]:
@@ -223,6 +252,7 @@ def main() -> int:
             endpoint_url = json.loads(url)["status"]["url"]
             step(f"Sending predictions to {endpoint_url}")
             predict(endpoint_url)
+            canary(server, endpoint_url, env)
             step("Describing the endpoint")
             run_cli("describe", "modelendpoint", "iris", env=env)
             step("Model server logs")
