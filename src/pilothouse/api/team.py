@@ -31,6 +31,25 @@ class ResourceQuota(StrictModel):
     )
 
 
+class Budget(StrictModel):
+    """A monthly spending limit (calendar month, UTC) and what happens as it is reached."""
+
+    monthlyAmount: float = Field(gt=0, description="US dollars per calendar month")
+    thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0], description="Fractions of the amount that raise a warning"
+    )
+    actions: list[Literal["notify", "refuse-endpoints", "hold-jobs"]] = Field(
+        default_factory=lambda: ["notify"], description="What to enforce once the budget is exceeded"
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sorted_positive(cls, value: list[float]) -> list[float]:
+        if not value or any(t <= 0 for t in value) or value != sorted(value):
+            raise ValueError("thresholds must be positive and increasing, e.g. [0.5, 0.8, 1.0]")
+        return value
+
+
 class TeamSpec(StrictModel):
     quotas: dict[str, ResourceQuota] = Field(
         default_factory=dict, description="Per resource: nvidia.com/gpu, cpu, memory"
@@ -40,6 +59,7 @@ class TeamSpec(StrictModel):
     )
     weight: float = Field(default=1.0, gt=0, le=1000, description="Fair-share weight within the cohort")
     priorityClasses: list[str] = Field(default_factory=lambda: list(BUILTIN_PRIORITY_CLASSES))
+    budget: Budget | None = None
 
     @field_validator("priorityClasses")
     @classmethod
@@ -72,6 +92,8 @@ class TeamStatus(StrictModel):
     resources: dict[str, ResourceUsage] = Field(default_factory=dict)
     runningJobs: int = 0
     pendingJobs: int = 0
+    spendThisMonth: str | None = Field(default=None, description="US dollars, from metering")
+    budgetState: str | None = Field(default=None, description="ok, warning or exceeded, with the reason")
     conditions: list[Condition] = Field(default_factory=list)
 
 
