@@ -31,6 +31,13 @@ class ResourceQuota(StrictModel):
     )
 
 
+BudgetAction = Literal["notify", "refuse-endpoints", "hold-jobs"]
+
+
+def _notify_only() -> list[BudgetAction]:
+    return ["notify"]
+
+
 class Budget(StrictModel):
     """A monthly spending limit (calendar month, UTC) and what happens as it is reached."""
 
@@ -38,8 +45,8 @@ class Budget(StrictModel):
     thresholds: list[float] = Field(
         default_factory=lambda: [0.5, 0.8, 1.0], description="Fractions of the amount that raise a warning"
     )
-    actions: list[Literal["notify", "refuse-endpoints", "hold-jobs"]] = Field(
-        default_factory=lambda: ["notify"], description="What to enforce once the budget is exceeded"
+    actions: list[BudgetAction] = Field(
+        default_factory=_notify_only, description="What to enforce once the budget is exceeded"
     )
 
     @field_validator("thresholds")
