@@ -2,6 +2,10 @@
 
 Run: ``.venv/bin/python benchmarks/modelserver/bench.py [--requests 3000] [--json out.json]``
 
+``--batching`` instead compares dynamic batching off / on (predict on the event loop) / on (predict on a
+worker thread) for the same sklearn server at ``--batch-concurrency`` (default 32), with
+``--max-batch-size 32 --max-batch-latency-ms 5``.
+
 Trains an iris LogisticRegression into a temp dir, starts both servers as real processes, measures
 cold start (spawn -> first 200 on /v2/health/ready) and idle RSS, then drives POST /infer at each
 concurrency level with ``hey`` when it is on PATH (otherwise a built-in asyncio + httpx generator,
@@ -87,7 +91,16 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, started: float) -> float
     raise RuntimeError(f"not ready within {READY_DEADLINE_S}s: {url}")
 
 
+BATCHING_KINDS = {
+    "batching-off": [],
+    "batching-loop": ["--max-batch-size", "32", "--max-batch-latency-ms", "5", "--batch-worker", "loop"],
+    "batching-thread": ["--max-batch-size", "32", "--max-batch-latency-ms", "5", "--batch-worker", "thread"],
+}
+
+
 def server_command(kind: str, model: Path, port: int) -> list[str]:
+    if kind in BATCHING_KINDS:
+        return [*server_command("pilothouse", model, port), *BATCHING_KINDS[kind]]
     if kind in ("pilothouse", "pilothouse-onnx"):
         fmt = "onnx" if kind == "pilothouse-onnx" else "sklearn"
         path = model.with_suffix(".onnx") if fmt == "onnx" else model
@@ -193,6 +206,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per level; medians reported")
     ap.add_argument("--generator", choices=["auto", "hey", "python"], default="auto")
     ap.add_argument("--json", type=Path, help="also write the results here as JSON")
+    ap.add_argument("--batching", action="store_true", help="compare dynamic batching off/on instead")
+    ap.add_argument("--batch-concurrency", type=int, default=32)
     ap.add_argument(
         "--bytecode",
         choices=["cache", "inherit"],
@@ -227,6 +242,8 @@ def main() -> int:
             SERVER_ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(orjson.dumps(BODY))
+        if args.batching:
+            return batching_comparison(args, generator, model_path, body_file)
 
         stats = {kind: ServerStats(kind) for kind in kinds}
         # Warm the page cache once so every measured cold start pays the same (warm-cache) price.
@@ -267,6 +284,33 @@ def main() -> int:
             "servers": {k: asdict(v) for k, v in stats.items()},
         }
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    return 0 if all(r.ok == r.requests for r in results) else 1
+
+
+def batching_comparison(args: argparse.Namespace, generator: str, model: Path, body_file: Path) -> int:
+    """Batching off vs on at one concurrency; servers alternate per round, medians reported."""
+    c = args.batch_concurrency
+    rounds: dict[str, list[tuple[int, int, float, float, float]]] = {k: [] for k in BATCHING_KINDS}
+    for _ in range(args.rounds):
+        for kind in BATCHING_KINDS:
+            with running(kind, model, ServerStats(kind)) as base:
+                url = f"{base}/v2/models/iris/infer"
+                drive(generator, url, body_file, 300, 4, args.level_timeout)  # warm-up
+                rounds[kind].append(drive(generator, url, body_file, args.requests, c, args.level_timeout))
+    results = []
+    print(
+        f"\nload generator: {generator}; cpus: {os.cpu_count()}; concurrency {c}; medians of {args.rounds} rounds"
+    )
+    print(f"{'server':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ok':>11}")
+    for kind, runs in rounds.items():
+        n, ok = sum(r[0] for r in runs), sum(r[1] for r in runs)
+        rps, p50, p99 = (statistics.median(r[i] for r in runs) for i in (2, 3, 4))
+        results.append(LevelResult(kind, c, n, ok, rps, p50, p99, generator))
+        print(f"{kind:<16} {rps:>9.0f} {p50:>8.2f} {p99:>8.2f} {ok:>5}/{n:<5}")
+    if args.json:
+        args.json.write_bytes(
+            orjson.dumps({"levels": [asdict(r) for r in results]}, option=orjson.OPT_INDENT_2)
+        )
     return 0 if all(r.ok == r.requests for r in results) else 1
 
 

