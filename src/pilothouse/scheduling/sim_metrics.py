@@ -1,0 +1,160 @@
+"""What a simulated run is judged by: job completion time, waiting, utilization, and fairness over time.
+
+Definitions (all on the virtual clock): JCT = finish - submit; wait = first start - submit; makespan = last
+finish - first submit; utilization = useful GPU-seconds (duration x GPUs of every job, restart overhead
+not counted) / (GPUs x makespan). Fairness is measured against the fair share the core computes
+(``fairshare``) for every team *while it has waiting jobs*: per team-hour, the GPU-seconds it held
+divided by the GPU-seconds of its fair share, over the part of that hour it had jobs waiting. A
+team-hour "below target" is one under 90% (the issue's target is zero such hours). Jain's index is over
+each team's whole-run ratio of the same two integrals (1.0 = every team got the same fraction of its
+fair share). Share vs entitlement compares each team's share of all GPU-seconds delivered with its
+share of nominal quota.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pilothouse.scheduling.sim_run import SimRun
+from pilothouse.scheduling.snapshot import GPU
+
+HOUR = 3600.0
+TARGET = 0.9
+
+
+@dataclass(frozen=True)
+class TeamFairness:
+    team: str
+    entitlement: float
+    """Nominal GPUs / cluster GPUs."""
+    share: float
+    """This team's GPU-seconds / all GPU-seconds delivered."""
+    fair_ratio: float | None
+    """GPU-seconds held / fair-share GPU-seconds, while it had jobs waiting (None: it never waited)."""
+    hours_below: int
+    hours_waiting: int
+
+
+@dataclass(frozen=True)
+class Metrics:
+    policy: str
+    gpus: int
+    jobs: int
+    dropped: int
+    avg_jct_h: float
+    p99_jct_h: float
+    avg_wait_h: float
+    makespan_h: float
+    utilization: float
+    jain: float
+    team_hours_below: float
+    """Fraction of team-hours with waiting jobs in which the team got < 90% of its fair share."""
+    hours_any_below: float
+    """Fraction of hours in which at least one team with waiting jobs got < 90% of its fair share."""
+    preemptions: int
+    cycles: int
+    admissions: int
+    wall_s: float
+    admissions_per_s: float
+    estimates: str
+    teams: list[TeamFairness]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["teams"] = [dict(t.__dict__) for t in self.teams]
+        return out
+
+
+def measure(run: SimRun) -> Metrics:
+    done = [o for o in run.outcomes if o.finish >= 0]
+    jct = np.array([o.finish - o.job.submit for o in done]) if done else np.zeros(1)
+    wait = np.array([o.first_start - o.job.submit for o in done]) if done else np.zeros(1)
+    first = min((o.job.submit for o in run.outcomes), default=0.0)
+    last = max((o.finish for o in done), default=first)
+    makespan = max(last - first, 1e-9)
+    useful = sum(o.job.duration * o.job.gpus for o in done)
+    names = sorted(run.teams)
+    delivered = {name: 0.0 for name in names}
+    for o in done:
+        delivered[o.job.team] += o.job.duration * o.job.gpus
+    total = sum(delivered.values()) or 1.0
+    held, owed, below, waited, hours_any, hours_total = _fairness(run, len(names))
+    teams = []
+    ratios = []
+    for i, name in enumerate(names):
+        ratio = held[i] / owed[i] if owed[i] > 0 else None
+        if ratio is not None:
+            ratios.append(ratio)
+        teams.append(
+            TeamFairness(
+                team=name,
+                entitlement=run.teams[name].quotas[GPU].nominal / run.gpus,
+                share=delivered[name] / total,
+                fair_ratio=ratio,
+                hours_below=int(below[i]),
+                hours_waiting=int(waited[i]),
+            )
+        )
+    jain = (sum(ratios) ** 2) / (len(ratios) * sum(r * r for r in ratios)) if ratios else 1.0
+    return Metrics(
+        policy=run.policy,
+        gpus=run.gpus,
+        jobs=len(done),
+        dropped=run.dropped,
+        avg_jct_h=float(jct.mean()) / HOUR,
+        p99_jct_h=float(np.percentile(jct, 99)) / HOUR,
+        avg_wait_h=float(wait.mean()) / HOUR,
+        makespan_h=makespan / HOUR,
+        utilization=useful / (run.gpus * makespan),
+        jain=jain,
+        team_hours_below=float(below.sum() / waited.sum()) if waited.sum() else 0.0,
+        hours_any_below=hours_any / hours_total if hours_total else 0.0,
+        preemptions=run.preemptions,
+        cycles=run.cycles,
+        admissions=run.admissions,
+        wall_s=run.wall_s,
+        admissions_per_s=run.admissions / run.wall_s if run.wall_s > 0 else math.inf,
+        estimates=run.estimates,
+        teams=teams,
+    )
+
+
+def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Integrate the piecewise-constant timeline per team and per hour."""
+    tl = run.timeline
+    zeros = np.zeros(n)
+    if len(tl.times) < 2:
+        return zeros, zeros, zeros, zeros, 0, 0
+    t = np.asarray(tl.times)
+    usage = np.asarray(tl.usage)
+    fair = np.asarray(tl.fair)
+    waiting = np.asarray(tl.waiting, dtype=bool)
+    marks = np.arange(math.ceil(t[0] / HOUR), math.floor(t[-1] / HOUR) + 1) * HOUR
+    grid = np.union1d(t, marks)
+    row = np.searchsorted(t, grid[:-1], side="right") - 1
+    dt = np.diff(grid)
+    hour = ((grid[:-1] - t[0]) // HOUR).astype(int)
+    mask = waiting[row]
+    held_seg = usage[row] * dt[:, None] * mask
+    owed_seg = fair[row] * dt[:, None] * mask
+    n_hours = int(hour.max()) + 1
+    held_h = np.zeros((n_hours, n))
+    owed_h = np.zeros((n_hours, n))
+    np.add.at(held_h, hour, held_seg)
+    np.add.at(owed_h, hour, owed_seg)
+    counted = owed_h > 1e-6 * HOUR
+    below_h = counted & (held_h < TARGET * owed_h - 1e-9)
+    hours_total = int(counted.any(axis=1).sum())
+    hours_any = int(below_h.any(axis=1).sum())
+    return (
+        held_h.sum(axis=0),
+        owed_h.sum(axis=0),
+        below_h.sum(axis=0),
+        counted.sum(axis=0),
+        hours_any,
+        hours_total,
+    )

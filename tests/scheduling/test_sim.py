@@ -1,0 +1,118 @@
+"""The simulator end to end on traces small enough to check by hand, and the ``sim`` command's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pilothouse.cli import sim as sim_cli
+from pilothouse.scheduling.sim_metrics import measure
+from pilothouse.scheduling.sim_run import simulate
+from pilothouse.scheduling.sim_setup import proportional_quotas
+from pilothouse.scheduling.sim_trace import load
+
+HEADER = "timestamp,duration,num_gpus,gpu_time,cluster\n"
+
+
+def write_trace(path: Path, rows: list[tuple[str, float, int, str]]) -> Path:
+    path.write_text(HEADER + "".join(f"{ts},{d},{g},{d * g},{team}\n" for ts, d, g, team in rows))
+    return path
+
+
+@pytest.fixture
+def three_jobs(tmp_path: Path) -> Path:
+    # One GPU: A (100 s) starts at 0; B (10 s) and C (1 s) queue behind it.
+    return write_trace(
+        tmp_path / "t.csv",
+        [
+            ("2017-10-01 00:00:00", 100.0, 1, "x"),
+            ("2017-10-01 00:00:01", 10.0, 1, "x"),
+            ("2017-10-01 00:00:02", 1.0, 1, "y"),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("policy", "avg_jct"),
+    [
+        ("fifo", (100 + 109 + 109) / 3),  # A 0-100, B 100-110, C 110-111
+        ("sjf", (100 + 110 + 99) / 3),  # A 0-100, C 100-101, B 101-111
+    ],
+)
+def test_three_jobs_by_hand(three_jobs: Path, policy: str, avg_jct: float) -> None:
+    m = measure(simulate(load(three_jobs).jobs, 1, policy))
+    assert m.avg_jct_h * 3600 == pytest.approx(avg_jct)
+    assert m.makespan_h * 3600 == pytest.approx(111)
+    assert m.utilization == pytest.approx(1.0)
+    assert m.jobs == 3 and m.dropped == 0
+
+
+def test_jobs_larger_than_cluster_are_dropped_and_counted(tmp_path: Path) -> None:
+    trace = write_trace(
+        tmp_path / "t.csv", [("2017-10-01 00:00:00", 10.0, 1, "x"), ("2017-10-01 00:00:05", 10.0, 8, "x")]
+    )
+    for policy in ("fair", "fifo", "fifo-backfill", "sjf", "las"):
+        m = measure(simulate(load(trace).jobs, 4, policy))
+        assert (m.jobs, m.dropped) == (1, 1)
+
+
+def test_quotas_split_by_gpu_time_and_sum_to_cluster(three_jobs: Path) -> None:
+    teams = proportional_quotas(load(three_jobs).jobs, 10)
+    assert {name: t.quotas["nvidia.com/gpu"].nominal for name, t in teams.items()} == {"x": 10, "y": 0}
+    assert all(t.cohort == "trace" for t in teams.values())
+
+
+def test_fair_reclaims_on_a_small_trace(tmp_path: Path) -> None:
+    rows = [("2017-10-01 00:00:00", 1000.0, 1, "big") for _ in range(4)]
+    rows += [("2017-10-01 00:00:10", 100.0, 1, "small"), ("2017-10-01 00:00:11", 1.0, 3, "small")]
+    run = simulate(load(write_trace(tmp_path / "t.csv", rows)).jobs, 4, "fair")
+    assert all(o.finish > 0 for o in run.outcomes)
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    app = typer.Typer()
+    sim_cli.register(app)
+
+    @app.callback()
+    def _root() -> None: ...
+
+    result = CliRunner().invoke(app, ["sim", *args])
+    return result.exit_code, result.output
+
+
+def test_cli_json_is_one_object(three_jobs: Path) -> None:
+    code, output = invoke("--trace", str(three_jobs), "--gpus", "1", "--policy", "sjf", "-o", "json")
+    assert code == 0
+    data = json.loads(output)
+    assert data["policy"] == "sjf" and data["jobs"] == 3
+
+
+def test_cli_table(three_jobs: Path) -> None:
+    code, output = invoke("--trace", str(three_jobs), "--gpus", "2")
+    assert code == 0 and "average JCT" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trace", "missing.csv", "--gpus", "4"], "--trace"),
+        (["--gpus", "0"], "--gpus"),
+        (["--gpus", "4", "--policy", "random"], "--policy"),
+        (["--gpus", "4", "--limit", "0"], "--limit"),
+        (["--gpus", "4", "--bad-columns"], "missing column"),
+    ],
+)
+def test_cli_bad_input(tmp_path: Path, three_jobs: Path, args: list[str], message: str) -> None:
+    if "--bad-columns" in args:
+        bad = tmp_path / "bad.csv"
+        bad.write_text("when,how_long\n1,2\n")
+        args = ["--trace", str(bad), "--gpus", "4"]
+    elif "--trace" not in args:
+        args = ["--trace", str(three_jobs), *args]
+    code, output = invoke(*args)
+    assert code == 1
+    assert message in output
