@@ -6,6 +6,7 @@
 2. GPU queue: two teams share 4 GPUs (declared, so the demo runs on machines without one): team vision
    borrows nlp's idle GPUs, then nlp submits a job and the queue reclaims its quota by preempting one of
    vision's borrowed jobs, which is requeued.
+3. Cost: what the endpoint and the jobs cost, by endpoint and by team (``pilothouse cost``).
 Finally it stops the platform and checks that no process it started is left behind.
 """
 
@@ -208,6 +209,13 @@ def _gpu_queue(server: str, env: dict[str, str]) -> None:
     run_cli("delete", "job", "resnet", "vit", "-n", "vision", env=env)
 
 
+def cost_report(env: dict[str, str]) -> None:
+    """Cost: what the demo's endpoint and jobs cost, as metered by the control plane (docs/cost.md)."""
+    step("What it all cost (metered replicas and job workers, OpenCost's default prices)")
+    run_cli("cost", "--by", "endpoint", "--window", "1h", env=env)
+    run_cli("cost", "--by", "team", "--window", "1h", env=env)
+
+
 def main() -> int:
     step("Training the iris model")
     subprocess.run([sys.executable, str(EXAMPLE / "train.py")], check=True)
@@ -234,6 +242,8 @@ def main() -> int:
                     data_dir,
                     "--accelerators",
                     f"nvidia.com/gpu={DEMO_GPUS}",
+                    "--metering-interval",  # cost: sample often enough to catch the short demo jobs
+                    "2",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -261,6 +271,7 @@ def main() -> int:
             run_cli("delete", "modelendpoint", "iris", env=env)
             gpu_queue(server, env)
             started = psutil.Process(up.pid).children(recursive=True) + started
+            cost_report(env)
         finally:
             step("Stopping the control plane")
             up.send_signal(signal.SIGINT)

@@ -39,6 +39,13 @@ class Settings:
     resync_seconds: float = 10.0
     scheduling_policy: str = "fair"
     """The job queue's policy (``fair``, ``fifo``, ``fifo-backfill``, ``sjf``, ``las``)."""
+    # -- cost ------------------------------------------------------------------------------------------
+    price_book: Path | None = None
+    """A price-book YAML file (docs/cost.md); None: OpenCost's default prices."""
+    metering_seconds: float = 10.0
+    """How often the metering loop observes replicas and workers and samples their usage."""
+    budget_seconds: float = 60.0
+    """How often the month so far is priced for budgets (at least every metering pass)."""
 
     @property
     def database_path(self) -> Path:

@@ -110,6 +110,8 @@ def test_min_zero_gets_a_max_of_one() -> None:
 def test_an_unknown_time_zone_is_rejected_by_the_api_and_by_the_core() -> None:
     with pytest.raises(ValueError, match="unknown time zone 'Europe/Atlantis'"):
         ScalingSchedule(start="08:00", end="20:00", timeZone="Europe/Atlantis")
-    unchecked = ScalingSchedule.model_construct(start="08:00", end="20:00", timeZone="Europe/Atlantis", days=["mon"])
+    unchecked = ScalingSchedule.model_construct(
+        start="08:00", end="20:00", timeZone="Europe/Atlantis", days=["mon"]
+    )
     with pytest.raises(ValueError, match="unknown time zone 'Europe/Atlantis'"):
         config_from_spec(Autoscaling(schedules=[unchecked]))

@@ -136,14 +136,28 @@ def _canary_in_progress(analysis: dict[str, Any]) -> ModelEndpoint:
 def test_error_rate_gate_rolls_back_with_the_numbers() -> None:
     v2 = _canary_in_progress({"maxErrorRate": 0.05, "minRequests": 20})
     healthy = plan_rollout(
-        v2, replicas(1, 2) + replicas(2, 1), 2, T0, {2: RevisionStats(requests=100, errors=4, p99_seconds=None)}
+        v2,
+        replicas(1, 2) + replicas(2, 1),
+        2,
+        T0,
+        {2: RevisionStats(requests=100, errors=4, p99_seconds=None)},
     )
     assert healthy.status.rolloutPhase == "Progressing"
     too_few = plan_rollout(
-        v2, replicas(1, 2) + replicas(2, 1), 2, T0, {2: RevisionStats(requests=10, errors=10, p99_seconds=None)}
+        v2,
+        replicas(1, 2) + replicas(2, 1),
+        2,
+        T0,
+        {2: RevisionStats(requests=10, errors=10, p99_seconds=None)},
     )
     assert too_few.status.rolloutPhase == "Progressing", "no judgement before minRequests"
-    bad = plan_rollout(v2, replicas(1, 2) + replicas(2, 1), 2, T0, {2: RevisionStats(requests=100, errors=9, p99_seconds=None)})
+    bad = plan_rollout(
+        v2,
+        replicas(1, 2) + replicas(2, 1),
+        2,
+        T0,
+        {2: RevisionStats(requests=100, errors=9, p99_seconds=None)},
+    )
     assert bad.status.rolloutPhase == "RolledBack"
     assert targets(bad) == {1: (2, 100), 2: (0, 0)}
     (event,) = [e for e in bad.events if e.reason == "RolledBack"]

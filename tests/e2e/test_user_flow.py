@@ -95,7 +95,9 @@ def test_apply_get_infer_describe_logs_update_delete(
     assert "configured" in control_plane.cli("apply", "-f", str(manifest), "--wait").stdout
     doc = json.loads(control_plane.cli("get", "me", "iris", "-o", "json").stdout)
     assert (doc["status"]["latestRevision"], doc["status"]["stableRevision"]) == (2, 2)
-    assert doc["status"]["traffic"] == [{"revision": 2, "percent": 100, "readyReplicas": 2, "desiredReplicas": 2}]
+    assert doc["status"]["traffic"] == [
+        {"revision": 2, "percent": 100, "readyReplicas": 2, "desiredReplicas": 2}
+    ]
     wait_for(lambda: len(model_server_pids(control_plane)) == 2, what="old revision retired")
     assert not before & model_server_pids(control_plane), "revision 1's replicas were replaced"
     assert infer(url, IRIS_ROWS) == expected

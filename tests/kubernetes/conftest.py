@@ -7,6 +7,7 @@ not the official ``kubernetes`` package, which is why this directory has no ``__
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,14 @@ sys.path.append(str(Path(__file__).parent))
 
 from emulator import KubernetesApiEmulator
 from emulator.crds import install_pilothouse
+from operator_harness import KubeTarget
 
 from kubernetes import client as k8s
+from pilothouse.runtime.kubernetes.connect import connect
 from pilothouse.store.kube import KubeStore
+
+REAL_CLUSTER_ENV = "PILOTHOUSE_TEST_KUBECONFIG"
+"""A kubeconfig of a real cluster (with our CRDs installed) for the tests that take ``kube_target``."""
 
 
 @pytest.fixture
@@ -57,3 +63,25 @@ def cluster(emulator: KubernetesApiEmulator) -> KubernetesApiEmulator:
     for name in ("pilothouse-system", "vision", "nlp"):
         emulator.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return emulator
+
+
+@pytest.fixture
+def kube_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KubeTarget]:
+    """The ``cluster`` emulator by default; with ``$PILOTHOUSE_TEST_KUBECONFIG`` the real cluster of that
+    file's current context, where the namespaces ``pilothouse-system``, ``vision`` and ``nlp`` are created
+    if missing (and never deleted)."""
+    real = os.environ.get(REAL_CLUSTER_ENV)
+    if not real:
+        emulator: KubernetesApiEmulator = request.getfixturevalue("cluster")
+        kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
+        yield KubeTarget(kubeconfig, request.getfixturevalue("api_client"), emulator)
+        return
+    with connect(real, None) as api:
+        core = k8s.CoreV1Api(api)
+        for name in ("pilothouse-system", "vision", "nlp"):
+            try:
+                core.create_namespace({"metadata": {"name": name}})
+            except k8s.ApiException as exc:
+                if exc.status != 409:
+                    raise
+        yield KubeTarget(Path(real), api, None)

@@ -11,8 +11,9 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -20,6 +21,9 @@ from kubernetes import client as k8s
 from pilothouse.operator.config import OperatorConfig
 from pilothouse.operator.host import ControllerHost
 from pilothouse.operator.run import operate
+
+if TYPE_CHECKING:
+    from emulator import KubernetesApiEmulator
 
 T = TypeVar("T")
 SYSTEM_NAMESPACE = "pilothouse-system"
@@ -91,3 +95,13 @@ def load_documents(*paths: Path) -> list[dict[str, Any]]:
     for path in paths:
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
+
+
+@dataclass
+class KubeTarget:
+    """Where a test's cluster calls go: the emulator, or the real cluster of ``$PILOTHOUSE_TEST_KUBECONFIG``."""
+
+    kubeconfig: Path
+    api_client: k8s.ApiClient
+    emulator: KubernetesApiEmulator | None
+    """``None`` on a real cluster: no status helpers (real controllers, or none, write the statuses)."""

@@ -84,6 +84,9 @@ def test_compare_metadata_would_notice_a_drift(tmp_path: Path) -> None:
                 "spec_revisions",
                 "events",
                 "counters",
+                "meter_intervals",
+                "meter_samples",
+                "meter_tallies",
             }
     finally:
         engine.dispose()

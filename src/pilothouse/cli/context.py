@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: the client for ``--server``, consoles, and turning errors into exit codes.
+"""Shared CLI plumbing: the client for ``--server`` (or a cluster's, for ``--kubeconfig``/``--context``),
+consoles, and turning errors into exit codes.
 
 Every command fails the same way: one line per problem on stderr, non-zero exit, never a traceback for
 an error the user can fix.
@@ -36,8 +37,19 @@ err = _console(stderr=True)
 @dataclass
 class CliState:
     server: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+
+    @property
+    def cluster(self) -> bool:
+        """``--kubeconfig`` or ``--context`` was given: talk to a Kubernetes cluster, not ``pilothouse up``."""
+        return bool(self.kubeconfig or self.context)
 
     def client(self) -> PilothouseClient:
+        if self.cluster:
+            from pilothouse.client.kube import KubeClient  # imports the Kubernetes client only when needed
+
+            return KubeClient.from_kubeconfig(self.kubeconfig, self.context)
         return PilothouseClient(self.server or default_server_url())
 
 

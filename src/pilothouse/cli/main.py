@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
-from pilothouse.cli import describe, install, logs, queue, render, resources, rollout, up, version
-from pilothouse.cli.context import state
+import pilothouse.cli.cost as cost_command  # cost: `pilothouse cost`
+import pilothouse.cli.top as top_command  # observability: `pilothouse top`
+from pilothouse.cli import describe, install, logs, queue, render, resources, rollout, sim, up, version
+from pilothouse.cli.context import fail, state
 
 app = typer.Typer(
     name="pilothouse",
@@ -27,12 +29,28 @@ def main_options(
             "--server", "-s", help="Control plane URL (default: $PILOTHOUSE_SERVER or http://127.0.0.1:7420)"
         ),
     ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Talk to the Kubernetes cluster of this kubeconfig (the operator must run there)",
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help="kubeconfig context (default: the current one); implies a cluster"),
+    ] = None,
 ) -> None:
-    state(ctx).server = server
+    if server and (kubeconfig or context):
+        fail("use either --server (pilothouse up) or --kubeconfig/--context (a cluster), not both")
+    cli_state = state(ctx)
+    cli_state.server, cli_state.kubeconfig, cli_state.context = server, kubeconfig, context
 
 
-for module in (up, resources, describe, logs, queue, rollout, render, install, version):
+for module in (up, resources, describe, logs, queue, rollout, sim, render, install, version):
     module.register(app)
+top_command.register(app)  # observability
+cost_command.register(app)  # cost: `pilothouse cost`
 
 
 def main() -> None:

@@ -8,12 +8,15 @@ when it runs, so the other commands start fast.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pilothouse.cli.context import err, fail
+from pilothouse.observability.logs import LOG_FORMAT_ENV, LOG_FORMATS, LogFormat, configure_logging
+from pilothouse.observability.tracing import OTLP_ENDPOINT_ENV
 from pilothouse.settings import DEFAULT_GATEWAY_PORT, DEFAULT_HOST, DEFAULT_PORT, Settings, default_data_dir
 
 
@@ -40,6 +43,33 @@ def up(
         typer.Option(help="Declare accelerators instead of NVML discovery: nvidia.com/gpu=4"),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    # -- observability options (docs/observability.md)
+    log_format: Annotated[
+        str,
+        typer.Option(
+            envvar=LOG_FORMAT_ENV,
+            help="text (for humans) or json (one object per line, with request and trace ids); "
+            "replicas inherit it",
+        ),
+    ] = "text",
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar=OTLP_ENDPOINT_ENV,
+            help="Send traces (gateway and model-server spans) to this OTLP/HTTP collector, "
+            "e.g. http://127.0.0.1:4318; off when unset",
+        ),
+    ] = None,
+    # -- cost options (docs/cost.md)
+    price_book: Annotated[
+        Path | None, typer.Option(help="Price book YAML (docs/cost.md); default: OpenCost's default prices")
+    ] = None,
+    metering_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between metering passes (usage samples)")
+    ] = 10.0,
+    budget_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between pricings of the month for team budgets")
+    ] = 60.0,
 ) -> None:
     """Start the embedded control plane, runtime and gateway on this machine."""
     # Imported here, not at module top: the server stack (SQLAlchemy, uvicorn, Alembic) costs ~2 s of
@@ -47,9 +77,15 @@ def up(
     from pilothouse.embedded.controlplane import EmbeddedControlPlane
     from pilothouse.embedded.guards import StartupError
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
+    # -- observability: log format and OTLP endpoint; the environment carries both to the replicas
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format: expected one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    fmt: LogFormat = "json" if log_format == "json" else "text"
+    configure_logging(log_level, fmt, static={"service": "pilothouse-controlplane"}, datefmt="%H:%M:%S")
+    os.environ[LOG_FORMAT_ENV] = fmt
+    if otlp_endpoint:
+        os.environ[OTLP_ENDPOINT_ENV] = otlp_endpoint
+    # -- end observability
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe is noise
     settings = Settings(
         data_dir=data_dir or default_data_dir(),
@@ -57,6 +93,9 @@ def up(
         port=port,
         gateway_port=gateway_port,
         accelerators=parse_accelerators(accelerators or []),
+        price_book=price_book,  # cost
+        metering_seconds=metering_interval,  # cost
+        budget_seconds=budget_interval,  # cost
     )
     plane = EmbeddedControlPlane(settings)
     err.print(f"pilothouse: data dir {settings.data_dir}")

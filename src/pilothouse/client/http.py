@@ -202,3 +202,40 @@ class PilothouseClient:
                 if line:
                     event = json.loads(line)
                     yield event["type"], self._parse(event["object"])
+
+    # -- top (observability: /apis/top.pilothouse.dev, served by the embedded control plane) ---------
+
+    def top(
+        self,
+        view: Literal["endpoints", "jobs", "gpus"],
+        namespace: str | None = None,
+        window_seconds: int | None = None,
+    ) -> dict[str, Any]:
+        """A live summary for ``pilothouse top``: ``{"kind": ..., "items": [...]}``."""
+        params: dict[str, Any] = {}
+        if namespace:
+            params["namespace"] = namespace
+        if window_seconds is not None and view == "endpoints":
+            params["window"] = window_seconds
+        result: dict[str, Any] = self._request(
+            "GET", f"/apis/top.pilothouse.dev/v1alpha1/{view}", params=params
+        )
+        return result
+
+    # -- cost (docs/cost.md: GET /apis/pilothouse.dev/v1alpha1/cost) ---------------------------------------
+
+    def cost(
+        self,
+        *,
+        window: str = "7d",
+        by: str = "team",
+        team: str | None = None,
+        idle: str = "separate",
+        exact: bool = False,
+    ) -> dict[str, Any]:
+        """A ``CostReport``: ``items`` (one record per row of the view), ``total``, ``window``, ``columns``."""
+        params: dict[str, Any] = {"window": window, "by": by, "idle": idle, "exact": str(exact).lower()}
+        if team:
+            params["team"] = team
+        report: dict[str, Any] = self._request("GET", f"/apis/{API_VERSION}/cost", params=params)
+        return report

@@ -14,7 +14,8 @@ from pilothouse.api.meta import get_condition
 from pilothouse.api.registry import KindInfo, Resource
 from pilothouse.client.http import PilothouseClient
 
-TERMINAL_REASONS = frozenset({"ModelLoadFailed", "NotSupported", "CrashLoopBackOff", "Error"})
+# RolledBack is final for the generation too: the controller never retries a rolled-back template.
+TERMINAL_REASONS = frozenset({"ModelLoadFailed", "NotSupported", "CrashLoopBackOff", "Error", "RolledBack"})
 
 
 class WaitFailed(Exception):

@@ -36,8 +36,11 @@ class Autoscaler:
         assert meta.uid is not None
         config = config_from_spec(endpoint.spec.autoscaling)
         window = min(SAMPLE_HISTORY_SECONDS, int(config.stable_window) + 2)
+        # The gateway stamps a sample with the start of its second; the core expects the end of the
+        # period it averages. Unshifted, every window lags a second and a 1 s panic window never holds
+        # a sample (panic mode could not engage for stableWindowSeconds < 20).
         samples = [
-            MetricSample(t=s.t, concurrency=s.concurrency, rps=float(s.rps))
+            MetricSample(t=s.t + 1.0, concurrency=s.concurrency, rps=float(s.rps))
             for s in self.traffic.samples(meta.namespace, meta.name, window)
         ]
         latest = endpoint.status.latestRevision

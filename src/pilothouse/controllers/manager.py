@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from pilothouse.controllers.metrics import ControlPlaneMetrics
 from pilothouse.controllers.workqueue import WorkQueue
 from pilothouse.store.protocol import Expired, Store
 
@@ -48,7 +49,13 @@ class Reconciler(Protocol):
 
 class Manager:
     def __init__(
-        self, store: Store, reconcilers: list[Reconciler], *, resync_seconds: float = 10.0, workers: int = 2
+        self,
+        store: Store,
+        reconcilers: list[Reconciler],
+        *,
+        resync_seconds: float = 10.0,
+        workers: int = 2,
+        metrics: ControlPlaneMetrics | None = None,
     ) -> None:
         self.store = store
         self.reconcilers = {r.kind: r for r in reconcilers}
@@ -59,6 +66,12 @@ class Manager:
         self._threads: list[threading.Thread] = []
         self.reconcile_count = 0
         self.error_count = 0
+        # -- observability hook: reconcile timing, queue depth, admission waits (controllers/metrics.py)
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.track_queue(self.queue.__len__)
+            for kind in self.reconcilers:
+                metrics.track_kind(kind)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -78,6 +91,8 @@ class Manager:
     def register(self, reconciler: Reconciler) -> None:
         """Add a reconciler before ``start`` (reconcilers that enqueue keys need the manager first)."""
         self.reconcilers[reconciler.kind] = reconciler
+        if self.metrics is not None:  # observability hook
+            self.metrics.track_kind(reconciler.kind)
 
     def enqueue(self, key: ObjectKey) -> None:
         self.queue.add(key)
@@ -116,6 +131,8 @@ class Manager:
             try:
                 for event in self.store.watch(None, since=since, timeout=1.0):
                     since = event.resource_version
+                    if self.metrics is not None:  # observability hook: job admission waits
+                        self.metrics.observed(event.type, event.object)
                     if event.object.kind in self.reconcilers:
                         meta = event.object.metadata
                         self.queue.add(ObjectKey(event.object.kind, meta.namespace, meta.name))
@@ -135,16 +152,23 @@ class Manager:
             key = self.queue.get(timeout=0.5)
             if key is None:
                 continue
+            started = time.perf_counter()
             try:
-                started = time.perf_counter()
                 result = self.reconcilers[key.kind].reconcile(key)
                 self.reconcile_count += 1
                 log.debug("reconciled %s in %.1f ms", key, (time.perf_counter() - started) * 1e3)
             except Exception:
                 self.error_count += 1
+                if self.metrics is not None:  # observability hook
+                    self.metrics.reconciled(key.kind, time.perf_counter() - started, error=True)
                 delay = self.queue.add_rate_limited(key)
                 log.exception("reconcile of %s failed; retrying in %.2f s", key, delay)
             else:
+                if self.metrics is not None:  # observability hook
+                    requeue = result.requeue_after is not None
+                    self.metrics.reconciled(
+                        key.kind, time.perf_counter() - started, error=False, requeue=requeue
+                    )
                 self.queue.forget(key)
                 if result.requeue_after is not None:
                     self.queue.add_after(key, result.requeue_after)

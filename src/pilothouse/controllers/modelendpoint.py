@@ -116,8 +116,9 @@ class ModelEndpointReconciler:
             stats=self._stats(obj, now),
         )
         previous = obj.status.desiredReplicas
+        first = obj.status.observedGeneration is None  # read before _apply replaces obj.status
         self._apply(obj, result, observed, now)
-        if obj.status.observedGeneration is not None and desired != previous:
+        if not first and desired != previous:
             why = self.decider.explain(uid) or f"{previous} -> {desired}"
             ref = ObjectReference(kind=self.kind, namespace=key.namespace, name=key.name, uid=uid)
             self.store.record_event(ref, "Normal", "ScaledUp" if desired > previous else "ScaledDown", why)

@@ -17,6 +17,7 @@ from pilothouse.api.event import ObjectReference
 from pilothouse.api.job import HOLDING_PHASES, Job, JobStatus
 from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.team import ResourceUsage, Team
+from pilothouse.controllers.budgets import BUDGET_EXCEEDED, BudgetLedger
 from pilothouse.controllers.job_plan import with_condition
 from pilothouse.controllers.queue_snapshot import build_snapshot, job_id, resource_vector
 from pilothouse.runtime.protocol import JobRuntime, Runtime
@@ -45,12 +46,15 @@ class QueuePass:
         jobs: JobRuntime,
         policy: Policy,
         clock: Callable[[], float] = time.time,
+        budgets: BudgetLedger | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.jobs = jobs
         self.policy = policy
         self.clock = clock
+        self.budgets = budgets
+        """Month-to-date spend (from metering): teams whose budget holds jobs get none admitted."""
         self.last_decisions: Decisions | None = None
 
     def _capacity(self) -> dict[str, int]:
@@ -67,11 +71,12 @@ class QueuePass:
         now = self.clock()
         teams = [t for t in self.store.list("Team").items if isinstance(t, Team)]
         jobs = [j for j in self.store.list("Job").items if isinstance(j, Job)]
-        inputs = build_snapshot(now, self._capacity(), teams, jobs)
+        when = datetime.fromtimestamp(now, UTC)
+        held = self.budgets.holding_jobs(teams, when) if self.budgets is not None else {}
+        inputs = build_snapshot(now, self._capacity(), teams, jobs, held)
         decisions = self.policy.schedule(inputs.snapshot)
         self.last_decisions = decisions
         by_id = {job_id(j): j for j in jobs}
-        when = datetime.fromtimestamp(now, UTC)
 
         for admit in decisions.admit:
             job = by_id[admit.job_id]
@@ -98,6 +103,8 @@ class QueuePass:
                 f"team {job.metadata.namespace} does not allow priority class {job.spec.priorityClassName!r}"
             )
             self._write_waiting(job, None, None, "PriorityClassNotAllowed", message)
+        for job, reason in inputs.budget_held:  # cost: over budget, new jobs wait
+            self._write_waiting(job, None, None, BUDGET_EXCEEDED, reason)
         self._write_team_status(teams, jobs, inputs.snapshot)
 
     def _write_waiting(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pilothouse.api.job import HOLDING_PHASES, Job
 from pilothouse.api.modelendpoint import Resources
@@ -77,11 +77,19 @@ class QueueInputs:
     """Pending jobs whose namespace has no Team (only when Teams exist)."""
     disallowed_priority: list[Job]
     """Pending jobs using a priority class their team does not allow."""
+    budget_held: list[tuple[Job, str]] = field(default_factory=list)
+    """Pending jobs of teams whose budget holds new jobs, with the budget's reason (cost integration)."""
 
 
 def build_snapshot(
-    now: float, capacity: Mapping[str, int], teams: Sequence[Team], jobs: Sequence[Job]
+    now: float,
+    capacity: Mapping[str, int],
+    teams: Sequence[Team],
+    jobs: Sequence[Job],
+    held_teams: Mapping[str, str] | None = None,
 ) -> QueueInputs:
+    """``held_teams``: team -> reason, for teams whose budget holds new jobs (never given to the scheduler)."""
+    held_teams = held_teams or {}
     specs = {t.metadata.name: team_spec(t) for t in teams}
     allowed = {t.metadata.name: set(t.spec.priorityClasses) for t in teams}
     implicit = not teams
@@ -93,6 +101,7 @@ def build_snapshot(
     pending: list[Job] = []
     without_team: list[Job] = []
     disallowed: list[Job] = []
+    budget_held: list[tuple[Job, str]] = []
     for job in jobs:
         if job.status.phase in HOLDING_PHASES:
             started = job.status.admittedTime or job.status.startTime or job.metadata.creationTimestamp
@@ -109,6 +118,8 @@ def build_snapshot(
                 without_team.append(job)
             elif not implicit and job.spec.priorityClassName not in allowed[job.metadata.namespace]:
                 disallowed.append(job)
+            elif job.metadata.namespace in held_teams:  # cost: the team's budget holds new jobs
+                budget_held.append((job, held_teams[job.metadata.namespace]))
             else:
                 pending.append(job)
     snapshot = Snapshot(
@@ -118,4 +129,4 @@ def build_snapshot(
         running=running,
         pending=[job_request(j) for j in pending],
     )
-    return QueueInputs(snapshot, without_team, disallowed)
+    return QueueInputs(snapshot, without_team, disallowed, budget_held)

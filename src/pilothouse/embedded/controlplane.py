@@ -11,29 +11,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 import uvloop
+import yaml
 
 from pilothouse import __version__
+from pilothouse.api.errors import ManifestError
 from pilothouse.controllers.autoscaler import Autoscaler
+from pilothouse.controllers.budgets import BudgetLedger
+from pilothouse.controllers.costing import CostReports
 from pilothouse.controllers.job import JobReconciler, TeamReconciler
 from pilothouse.controllers.manager import Manager, ObjectKey
+from pilothouse.controllers.metering import MeteringLoop, utcnow
 from pilothouse.controllers.modelendpoint import ModelEndpointReconciler
 from pilothouse.controllers.queue import QueuePass
-from pilothouse.embedded.guards import DataDirLock, bind_listener
+from pilothouse.controllers.usage import PsutilSampler
+from pilothouse.cost import PriceBook, load_price_book
+from pilothouse.embedded.guards import DataDirLock, StartupError, bind_listener
+from pilothouse.observability.logs import log_format_from_env
 from pilothouse.runtime.local import LocalRuntime
 from pilothouse.scheduling.policies import make_policy
 from pilothouse.server.app import create_app
+from pilothouse.server.cost import CostServices
+from pilothouse.server.observability import Observability
 from pilothouse.server.services import ControlPlaneServices
 from pilothouse.serving.gateway.proxy import Gateway
 from pilothouse.serving.gateway.routes import RouteTable
 from pilothouse.settings import Settings
-from pilothouse.store.sql import SqlStore
+from pilothouse.store.sql import SqlMeterStore, SqlStore
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +83,18 @@ class EmbeddedControlPlane:
         try:
             api_sock, gateway_sock = self._bind()
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            prices = read_price_book(self.settings.price_book)  # cost: fail before starting anything
             store = SqlStore(self.settings.database_path)
+            meters = SqlMeterStore(self.settings.database_path)
             try:
                 runtime = LocalRuntime(self.settings.runtime_dir, accelerators=self.settings.accelerators)
                 try:
-                    self._serve(store, runtime, api_sock, gateway_sock)
+                    self._serve(store, runtime, api_sock, gateway_sock, CostReports(meters, prices, utcnow))
                 finally:
                     log.info("stopping replicas")
                     runtime.close(stop_workloads=True)
             finally:
+                meters.close()
                 store.close()
         finally:
             for sock in self._sockets:
@@ -87,14 +102,25 @@ class EmbeddedControlPlane:
             self._lock.release()
 
     def _serve(
-        self, store: SqlStore, runtime: LocalRuntime, api_sock: socket.socket, gateway_sock: socket.socket
+        self,
+        store: SqlStore,
+        runtime: LocalRuntime,
+        api_sock: socket.socket,
+        gateway_sock: socket.socket,
+        reports: CostReports,
     ) -> None:
         routes = RouteTable(clock=time.time)  # samples on the controllers' wall clock
         endpoints = ModelEndpointReconciler(
             store, runtime, routes, self.gateway_url, traffic=routes, decider=Autoscaler(routes)
         )
-        queue = QueuePass(store, runtime, runtime, make_policy(self.settings.scheduling_policy))
-        manager = Manager(store, [], resync_seconds=self.settings.resync_seconds)
+        ledger = BudgetLedger()  # cost: month-to-date spend, priced by the metering loop
+        queue = QueuePass(
+            store, runtime, runtime, make_policy(self.settings.scheduling_policy), budgets=ledger
+        )
+        observability = Observability.from_env(os.environ)  # observability: metrics, top, tracing
+        manager = Manager(
+            store, [], resync_seconds=self.settings.resync_seconds, metrics=observability.metrics
+        )
         jobs = JobReconciler(store, runtime, queue, manager.enqueue)
         for reconciler in (endpoints, jobs, TeamReconciler(manager.enqueue)):
             manager.register(reconciler)
@@ -113,22 +139,52 @@ class EmbeddedControlPlane:
         services = ControlPlaneServices(
             store=store, runtime=runtime, gateway_url=self.gateway_url, version=__version__, jobs=runtime
         )
-        app = create_app(services)
-        gateway = Gateway(routes)
+        app = create_app(services, CostServices(reports, ledger, utcnow))
+        sampler = PsutilSampler.with_nvml()
+        metering = MeteringLoop(
+            store,
+            runtime,
+            reports.meters,
+            reports,
+            ledger,
+            jobs=runtime,
+            usage=sampler,
+            traffic=routes,
+            period=self.settings.metering_seconds,
+            budget_period=self.settings.budget_seconds,
+        )
+        # -- observability: /metrics, /apis/top.pilothouse.dev, request ids, gateway spans
+        observability.install(app, store, runtime, runtime, routes)
+        gateway = Gateway(routes, tracing=observability.gateway_tracing())
+        log_config = None if log_format_from_env(os.environ) == "json" else uvicorn.config.LOGGING_CONFIG
+        # -- end observability
         self._servers = [
-            _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")),
             _Server(
                 uvicorn.Config(
-                    gateway, log_level="warning", access_log=False, http="httptools", loop="uvloop"
+                    app, log_level="warning", access_log=False, lifespan="off", log_config=log_config
+                )
+            ),
+            _Server(
+                uvicorn.Config(
+                    gateway,
+                    log_level="warning",
+                    access_log=False,
+                    http="httptools",
+                    loop="uvloop",
+                    log_config=log_config,
                 )
             ),
         ]
         manager.start()
+        metering.start()
         try:
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
                 runner.run(self._serve_forever([api_sock], [gateway_sock]))
         finally:
+            metering.stop(close_open=True)  # the runtime stops every workload right after this
+            sampler.close()
             manager.stop()
+            observability.close()  # observability: flush spans, release NVML
 
     async def _serve_forever(self, api: list[socket.socket], gateway: list[socket.socket]) -> None:
         loop = asyncio.get_running_loop()
@@ -140,3 +196,17 @@ class EmbeddedControlPlane:
     def request_stop(self) -> None:
         for server in self._servers:
             server.should_exit = True
+
+
+def read_price_book(path: Path | None) -> PriceBook:
+    """The price book from ``up --price-book FILE``, or OpenCost's defaults; a bad file stops ``up``."""
+    if path is None:
+        return PriceBook()
+    try:
+        return load_price_book(yaml.safe_load(path.read_text()), source=str(path))
+    except OSError as exc:
+        raise StartupError(f"--price-book: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise StartupError(f"--price-book: {path} is not YAML: {exc}") from None
+    except ManifestError as exc:
+        raise StartupError(f"--price-book: {exc}") from None

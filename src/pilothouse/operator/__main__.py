@@ -1,7 +1,8 @@
 """``python -m pilothouse.operator``: the operator process (the install bundle's operator Deployment).
 
 Options mirror ``kopf run`` where they overlap: ``--standalone`` (default) or ``--peering NAME`` with a
-``--priority`` (random when not given, so replicas never tie and pause each other), ``--liveness URL``.
+``--priority`` (random when not given, so replicas never tie and pause each other), ``--liveness URL``;
+``--peering-manifests NAME`` prints kopf's peering CRD and object (``peering.py``) and exits.
 Credentials: ``--kubeconfig``/``--context`` (or ``$KUBECONFIG``), else the in-cluster ServiceAccount.
 Settings: ``PILOTHOUSE_SYSTEM_NAMESPACE``, ``PILOTHOUSE_GATEWAY_URL``, ``PILOTHOUSE_RESYNC_SECONDS``.
 """
@@ -14,9 +15,12 @@ import logging
 import os
 import secrets
 
+import yaml
+
 from kubernetes import client
 from kubernetes import config as kube_config
 from pilothouse.operator.config import OperatorConfig
+from pilothouse.operator.peering import peering_crd, peering_object
 from pilothouse.operator.run import operate
 
 
@@ -42,7 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liveness", metavar="URL", help="e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--all-namespaces", "-A", action="store_true", help="accepted; always cluster-wide")
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument(
+        "--peering-manifests",
+        metavar="NAME",
+        help="print kopf's peering CRD and the peering NAME as YAML (for kubectl apply -f -) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.peering_manifests:
+        print(yaml.safe_dump_all([peering_crd(), peering_object(args.peering_manifests)], sort_keys=False))
+        return
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     priority = args.priority if args.priority is not None else secrets.randbelow(1_000_000) + 1
     with api_client(args.kubeconfig, args.context) as api:

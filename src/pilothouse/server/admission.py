@@ -45,3 +45,37 @@ def admit(body: Any, info: KindInfo, namespace: str, runtime: Runtime, name: str
     if problems:
         raise ManifestError(problems)
     return obj
+
+
+# -- cost: budgets that refuse endpoints (called by pilothouse.server.cost.budget_admission) --------------
+
+
+def replica_bounds(endpoint: ModelEndpoint) -> tuple[int, int]:
+    """The most replicas the endpoint may be asked to keep (min) and to reach (max), schedules included."""
+    scaling = endpoint.spec.autoscaling
+    mins = [scaling.minReplicas, *(s.minReplicas for s in scaling.schedules if s.minReplicas is not None)]
+    maxes = [
+        scaling.maxReplicas or 1,
+        *(s.maxReplicas for s in scaling.schedules if s.maxReplicas is not None),
+    ]
+    return max(mins), max(maxes)
+
+
+def budget_problems(
+    endpoint: ModelEndpoint, stored: ModelEndpoint | None, refusal: str | None
+) -> list[FieldProblem]:
+    """Why a budget refuses this write: a new endpoint, or raised replica bounds (a scale-up), while the
+    team's budget refuses endpoints (``refusal`` is the budget's reason; None: it does not)."""
+    if refusal is None:
+        return []
+    if stored is None:
+        return [FieldProblem("metadata.namespace", f"new endpoints are refused: {refusal}")]
+    (old_min, old_max), (new_min, new_max) = replica_bounds(stored), replica_bounds(endpoint)
+    if new_min > old_min or new_max > old_max:
+        return [
+            FieldProblem(
+                "spec.autoscaling",
+                f"raising replicas ({old_min}-{old_max} -> {new_min}-{new_max}) is refused: {refusal}",
+            )
+        ]
+    return []

@@ -17,10 +17,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubernetes import client
+from pilothouse.runtime.kubernetes.builders.gateway import ROUTES_CONFIGMAP  # the gateway mounts it
 from pilothouse.runtime.kubernetes.builders.names import metadata, standard_labels
 from pilothouse.runtime.kubernetes.rest import NativeApi
-
-ROUTES_CONFIGMAP = "pilothouse-routes"
 
 
 def route_key(namespace: str, name: str) -> str:

@@ -20,6 +20,7 @@ import uvloop
 from pilothouse.serving.gateway.admin import AdminApi
 from pilothouse.serving.gateway.proxy import Gateway
 from pilothouse.serving.gateway.routes import RouteTable
+from pilothouse.serving.gateway.routes_dir import RoutesDirectory
 from pilothouse.serving.gateway.server import start
 from pilothouse.serving.gateway.spec import EndpointRoute
 
@@ -42,6 +43,17 @@ async def run(args: argparse.Namespace) -> None:
     if args.routes:
         for entry in orjson.loads(Path(args.routes).read_bytes())["routes"]:
             routes.publish(entry["namespace"], entry["name"], EndpointRoute.from_json(entry["route"]))
+    watcher: asyncio.Task[None] | None = None
+    if args.routes_dir:
+        directory = RoutesDirectory(Path(args.routes_dir), routes)
+        directory.sync()
+
+        async def follow() -> None:  # the kubelet rewrites the mounted ConfigMap: re-read every second
+            while True:
+                await asyncio.sleep(1.0)
+                directory.sync()
+
+        watcher = asyncio.get_running_loop().create_task(follow())
     servers = []
     if args.admin_port is not None:
         servers.append(await start(admin, listen(args.admin_host, args.admin_port)))
@@ -63,6 +75,8 @@ async def run(args: argparse.Namespace) -> None:
         await stop.wait()
     for s in servers:
         s.close()
+    if watcher is not None:
+        watcher.cancel()
     await gateway.aclose()
 
 
@@ -73,6 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--admin-host", default="127.0.0.1")
     ap.add_argument("--admin-port", type=int, default=None, help="admin API (route pushes); off if unset")
     ap.add_argument("--routes", help="JSON file of initial routes (the body of PUT /routes)")
+    ap.add_argument(
+        "--routes-dir",
+        help="follow a directory of <namespace>.<name> JSON routes (the mounted routes ConfigMap)",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds one replica may take to answer")
     ap.add_argument("--log-level", default="warning")
     ap.add_argument(

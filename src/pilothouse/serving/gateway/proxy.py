@@ -31,14 +31,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 
-from pilothouse.serving.gateway.routes import OnDemand, Rejected, RouteTable
+from pilothouse.serving.gateway.routes import Endpoint, OnDemand, Rejected, RouteTable
 from pilothouse.serving.gateway.traffic import GatewayCollector
 from pilothouse.serving.gateway.upstream import ConnectFailed, Headers, UpstreamBroken, UpstreamTimeout
+
+if TYPE_CHECKING:
+    from pilothouse.serving.gateway.tracing import GatewayTracing
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,8 +78,10 @@ class Gateway:
         timeout: float = 60.0,
         on_demand: OnDemand | None = None,
         max_connections: int | None = None,  # accepted for compatibility; connections are per replica
+        tracing: GatewayTracing | None = None,
     ) -> None:
         self.routes = routes
+        self.tracing = tracing  # observability: one span per proxied request when tracing is on
         self.timeout = timeout
         if on_demand is not None:
             routes.on_demand(on_demand)
@@ -99,6 +104,21 @@ class Gateway:
         started = time.perf_counter()
         target = (path[slash:] if slash > 0 else b"/") + (b"?" + query if query else b"")
         out = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP]
+        tracing = self.tracing
+        if tracing is not None:  # observability: span + traceparent upstream (serving/gateway/tracing.py)
+            return await tracing.around(
+                endpoint.namespace,
+                endpoint.name,
+                method,
+                path,
+                out,
+                lambda: self._forward(endpoint, method, target, out, body, started),
+            )
+        return await self._forward(endpoint, method, target, out, body, started)
+
+    async def _forward(
+        self, endpoint: Endpoint, method: bytes, target: bytes, out: Headers, body: bytes, started: float
+    ) -> Response:
         tried: frozenset[str] = frozenset()
         while True:
             try:

@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
     from prometheus_client import disable_created_metrics
+    from uvicorn.config import LOGGING_CONFIG
 
     from pilothouse.serving.modelserver.app import ModelServerApp
 
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         server_header=False,
         workers=1,
-        **({"log_config": None} if args.log_format == "json" else {}),  # uvicorn's lines through ours
+        # JSON logs: uvicorn's own lines go through our handler instead of its text formatter.
+        log_config=None if args.log_format == "json" else LOGGING_CONFIG,
     )
     server = uvicorn.Server(config)
     try:

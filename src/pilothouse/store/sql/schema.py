@@ -121,3 +121,57 @@ class CounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+# -- metering (revision 0002): see pilothouse.store.metering --------------------------------------------
+
+
+class MeterIntervalRow(Base):
+    """One replica, job worker or pool-coverage stretch; ``ended_at`` NULL while open."""
+
+    __tablename__ = "meter_intervals"
+    __table_args__ = (
+        Index("ix_meter_intervals_ended_at", "ended_at"),
+        Index("ix_meter_intervals_started_at", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(63))
+    namespace: Mapped[str] = mapped_column(String(63))
+    name: Mapped[str] = mapped_column(String(63))
+    owner_uid: Mapped[str] = mapped_column(String(36))
+    pool: Mapped[str] = mapped_column(String(63))
+    revision: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    requested: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime]
+
+
+class MeterSampleRow(Base):
+    """One usage reading of an interval (metric -> decimal string)."""
+
+    __tablename__ = "meter_samples"
+    __table_args__ = (Index("ix_meter_samples_interval_at", "interval_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    interval_id: Mapped[str] = mapped_column(
+        String(160), ForeignKey("meter_intervals.id", ondelete="CASCADE", name="fk_meter_samples_interval")
+    )
+    at: Mapped[datetime]
+    usage: Mapped[dict[str, Any]]
+
+
+class MeterTallyRow(Base):
+    """Requests an interval's revision completed in the period ending at ``at``."""
+
+    __tablename__ = "meter_tallies"
+    __table_args__ = (Index("ix_meter_tallies_interval_at", "interval_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    interval_id: Mapped[str] = mapped_column(
+        String(160), ForeignKey("meter_intervals.id", ondelete="CASCADE", name="fk_meter_tallies_interval")
+    )
+    at: Mapped[datetime]
+    count: Mapped[int] = mapped_column(Integer)

@@ -20,6 +20,10 @@ GATEWAY_COMPONENT = "gateway"
 PORT_NAME = "http"
 
 
+ROUTES_CONFIGMAP = "pilothouse-routes"
+ROUTES_MOUNT = "/etc/pilothouse/routes"
+
+
 def gateway_labels() -> dict[str, str]:
     return standard_labels(name=GATEWAY_NAME, instance=GATEWAY_NAME, component=GATEWAY_COMPONENT)
 
@@ -68,14 +72,17 @@ def gateway_objects(config: KubernetesConfig) -> list[dict[str, Any]]:
         "name": GATEWAY_COMPONENT,
         "image": config.gateway_image,
         "command": ["python", "-m", "pilothouse.serving.gateway"],
-        "args": ["--host", "0.0.0.0", "--port", str(port)],
+        "args": ["--host", "0.0.0.0", "--port", str(port), "--routes-dir", ROUTES_MOUNT],
         "env": podspec.base_env(),
         "ports": [{"name": PORT_NAME, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": podspec.container_security_context(),
-        "volumeMounts": [{"name": podspec.TMP_VOLUME, "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
+        "volumeMounts": [
+            {"name": podspec.TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+            {"name": "routes", "mountPath": ROUTES_MOUNT, "readOnly": True},
+        ],
     }
     deployment = {
         "apiVersion": "apps/v1",
@@ -91,7 +98,11 @@ def gateway_objects(config: KubernetesConfig) -> list[dict[str, Any]]:
                     "enableServiceLinks": False,
                     "securityContext": podspec.pod_security_context(config),
                     "containers": [container],
-                    "volumes": [{"name": podspec.TMP_VOLUME, "emptyDir": {}}],
+                    "volumes": [
+                        {"name": podspec.TMP_VOLUME, "emptyDir": {}},
+                        # The operator writes each endpoint's route here; the kubelet keeps the files current.
+                        {"name": "routes", "configMap": {"name": ROUTES_CONFIGMAP, "optional": True}},
+                    ],
                 },
             },
         },

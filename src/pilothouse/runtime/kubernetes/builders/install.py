@@ -114,7 +114,11 @@ def _operator(config: KubernetesConfig) -> list[dict[str, Any]]:
             "kind": "Role",
             "metadata": metadata(OPERATOR_NAME, ns, labels),
             "rules": [
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch"]}
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["get", "list", "watch", "create", "patch"],
+                }
             ],
         },
         {

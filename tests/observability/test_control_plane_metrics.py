@@ -1,0 +1,177 @@
+"""The control plane's metrics: manager hooks, job admission waits, scrape-time state, NVML telemetry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from fakes import FakeRuntime
+from observability.fake_nvml import EmptyStore, FakeNvml
+from observability.test_observability_e2e import naming_problems
+from pilothouse.api.job import Job
+from pilothouse.controllers.manager import Manager, ObjectKey, Result
+from pilothouse.controllers.metrics import ControlPlaneCollector, ControlPlaneMetrics
+from pilothouse.observability.gpus import NvmlTelemetry
+from pilothouse.runtime.protocol import JobRunState, OwnerRef, ReplicaState, WorkerState
+from pilothouse.store.sql import SqlStore
+from support import wait_for
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+
+
+class Flaky:
+    kind = "ModelEndpoint"
+
+    def reconcile(self, key: ObjectKey) -> Result:
+        if key.name == "bad":
+            raise RuntimeError("injected")
+        return Result(requeue_after=60.0 if key.name == "again" else None)
+
+    def resync(self, live_keys: set[ObjectKey]) -> None:
+        return None
+
+
+def test_manager_hooks_count_reconciles_by_result_and_time_them(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    metrics = ControlPlaneMetrics(registry)
+    store = SqlStore(tmp_path / "db.sqlite")
+    manager = Manager(store, [], metrics=metrics, resync_seconds=3600)
+    manager.register(Flaky())
+    before = samples(registry)
+    kind = (("kind", "ModelEndpoint"),)
+    assert before[("pilothouse_controller_reconcile_total", (*kind, ("result", "error")))] == 0
+    assert before[("pilothouse_controller_workqueue_depth", ())] == 0
+    manager.start()
+    try:
+        for name in ("ok", "again", "bad"):
+            manager.enqueue(ObjectKey("ModelEndpoint", "default", name))
+        wait_for(lambda: manager.error_count >= 1 and manager.reconcile_count >= 2, timeout=10)
+    finally:
+        manager.stop()
+        store.close()
+    after = samples(registry)
+    assert after[("pilothouse_controller_reconcile_total", (*kind, ("result", "success")))] == 1
+    assert after[("pilothouse_controller_reconcile_total", (*kind, ("result", "requeue")))] == 1
+    assert after[("pilothouse_controller_reconcile_total", (*kind, ("result", "error")))] >= 1
+    assert after[("pilothouse_controller_reconcile_errors_total", kind)] >= 1
+    assert after[("pilothouse_controller_reconcile_duration_seconds_count", kind)] >= 3
+    assert after[("pilothouse_controller_workqueue_depth", ())] >= 1  # "again" and the backoff of "bad"
+
+
+def _job(uid: str, created: datetime, admitted: datetime | None, namespace: str = "ml", **status: Any) -> Job:
+    return Job.model_validate(
+        {
+            "metadata": {"name": uid, "namespace": namespace, "uid": uid, "creationTimestamp": created},
+            "spec": {"command": ["true"]},
+            "status": {"admittedTime": admitted, **status},
+        }
+    )
+
+
+def test_admission_wait_is_observed_once_per_job_for_first_admissions_in_this_process() -> None:
+    now = datetime.now(UTC)
+    registry = CollectorRegistry()
+    metrics = ControlPlaneMetrics(registry, clock=now.timestamp)
+    metrics.observed("ADDED", _job("a", now - timedelta(seconds=40), None))
+    metrics.observed("MODIFIED", _job("a", now - timedelta(seconds=40), now))
+    metrics.observed("MODIFIED", _job("a", now - timedelta(seconds=40), now))  # seen already
+    metrics.observed(
+        "MODIFIED", _job("old", now - timedelta(hours=2), now - timedelta(hours=1))
+    )  # before start
+    metrics.observed("MODIFIED", _job("pre", now - timedelta(seconds=9), now, preemptions=1))  # readmission
+    metrics.observed("MODIFIED", _job("b", now - timedelta(seconds=2), now, namespace="cv"))
+    metrics.observed("DELETED", _job("a", now - timedelta(seconds=40), now))
+    got = samples(registry)
+    assert got[("pilothouse_job_admission_wait_seconds_count", (("namespace", "ml"),))] == 1
+    assert got[("pilothouse_job_admission_wait_seconds_sum", (("namespace", "ml"),))] == 40
+    assert got[("pilothouse_job_admission_wait_seconds_sum", (("namespace", "cv"),))] == 2
+
+
+class Store:
+    def __init__(self, objects: dict[str, list[Any]]) -> None:
+        self.objects = objects
+
+    def list(self, kind: str, namespace: str | None = None) -> Any:
+        return SimpleNamespace(items=self.objects.get(kind, []), resource_version=1)
+
+
+class Jobs(FakeRuntime):
+    def __init__(self, gpus: int) -> None:
+        super().__init__()
+        self.total = gpus
+
+    def capacity(self) -> dict[str, int]:
+        return {"nvidia.com/gpu": self.total, "cpu": 8000, "memory": 2**34}
+
+
+def test_collector_reports_phases_allocation_and_gpu_telemetry_by_owner() -> None:
+    now = datetime.now(UTC)
+    job = _job("job-uid", now, now, phase="Running", startTime=now)
+    runtime = Jobs(gpus=4)
+    owner = OwnerRef("Job", "ml", "job-uid", "job-uid")
+    runtime.replicas["r1"] = ReplicaState("r1", "orphan-uid", 1, "Ready", devices=("3",))
+    runtime.job_runs["job-uid"] = JobRunState(
+        owner.uid, 1, "Running", (WorkerState(0, 123, ("0", "1"), None),), started_at=now.timestamp()
+    )
+    nvml = FakeNvml(count=4, power=False, broken={2})
+    registry = CollectorRegistry()
+    registry.register(ControlPlaneCollector(Store({"Job": [job]}), runtime, runtime, NvmlTelemetry(nvml)))  # type: ignore[arg-type]
+    text = generate_latest(registry).decode()
+    assert naming_problems(text) == []
+    got = samples(registry)
+    gpu = "nvidia.com/gpu"
+    assert got[("pilothouse_accelerator_devices", (("resource", gpu), ("state", "allocated")))] == 3
+    assert got[("pilothouse_accelerator_devices", (("resource", gpu), ("state", "free")))] == 1
+    assert got[("pilothouse_jobs", (("namespace", "ml"), ("phase", "Running")))] == 1
+    assert got[("pilothouse_jobs", (("namespace", "ml"), ("phase", "Pending")))] == 0
+
+    def labels(index: str, kind: str, ns: str, name: str) -> tuple[tuple[str, str], ...]:
+        return (("gpu", index), ("namespace", ns), ("owner", name), ("owner_kind", kind))
+
+    assert got[("pilothouse_gpu_utilization_ratio", labels("1", "Job", "ml", "job-uid"))] == 0.1
+    assert got[("pilothouse_gpu_memory_used_bytes", labels("1", "Job", "ml", "job-uid"))] == 2**30
+    assert got[("pilothouse_gpu_utilization_ratio", labels("3", "orphan", "", ""))] == 0.3
+    assert not any(k[0] == "pilothouse_gpu_power_watts" for k in got)  # power not supported: absent
+    assert not any(("gpu", "2") in k[1] for k in got)  # a device NVML fails on is skipped
+
+
+def test_without_nvml_there_are_no_gpu_series() -> None:
+    registry = CollectorRegistry()
+    registry.register(ControlPlaneCollector(EmptyStore(), FakeRuntime(), None, None))  # type: ignore[arg-type]
+    names = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert names == {"pilothouse_endpoints", "pilothouse_jobs", "pilothouse_accelerator_devices"}
+    broken = NvmlTelemetry(SimpleNamespace(nvmlDeviceGetCount=lambda: (_ for _ in ()).throw(OSError())))  # type: ignore[arg-type]
+    assert broken.read() == []
+
+
+def test_naming_checker_catches_bad_names() -> None:
+    bad = (
+        "# TYPE requests counter\nrequests_total 1\n"
+        "# TYPE pilothouse_latency_ms gauge\npilothouse_latency_ms 1\n"
+        "# TYPE pilothouse_things_total gauge\npilothouse_things_total 1\n"
+        '# TYPE pilothouse_x gauge\npilothouse_x{uid="0b8e7f3c-1d2a-4c5b-9e8f-7a6b5c4d3e2f"} 1\n'
+        '# TYPE pilothouse_y gauge\npilothouse_y{url="http://10.0.0.1:8080"} 1\n'
+        "# TYPE pilothouse_memory gauge\npilothouse_memory 1\n"
+    )
+    problems = "\n".join(naming_problems(bad))
+    for fragment in (
+        "requests: no pilothouse_ prefix",
+        "pilothouse_latency_ms: a timing without the _seconds unit",
+        "pilothouse_things_total: a gauge must not end in _total",
+        "unbounded label name 'uid'",
+        "looks like an id or URL",
+        "pilothouse_memory: a size without the _bytes unit",
+    ):
+        assert fragment in problems
