@@ -136,7 +136,10 @@ def test_stop_job_sigterm_then_sigkill_after_grace(
 ) -> None:
     runtime = make_runtime()
     runtime.start_job(job("train", 2, "0=trap+sleep:60", "1=ignore+sleep:60"))
-    wait_for(lambda: all("ready" in text for text in logs(runtime).values()), what="workers ready")
+    wait_for(
+        lambda: len(texts := logs(runtime)) == 2 and all("ready" in t for t in texts.values()),
+        what="both workers ready",
+    )
     grace = 1.0
     started = time.monotonic()
     runtime.stop_job(UID, grace)
