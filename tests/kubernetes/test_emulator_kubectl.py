@@ -116,3 +116,23 @@ def test_kubectl_sees_an_injected_503(kubectl: Kubectl, emulator: KubernetesApiE
     emulator.fail("GET", r"/api/v1/namespaces/default/configmaps", status=503, times=10)
     result = kubectl("get", "configmaps", check=False)
     assert result.returncode != 0 and "ServiceUnavailable" in result.stderr + result.stdout
+
+
+def test_kubectl_apply_k_the_install_bundle(kubectl: Kubectl, emulator: KubernetesApiEmulator) -> None:
+    """The repository's kustomization, as a user would install it: client dry run, then for real."""
+    bundle = str(Path(__file__).resolve().parents[2] / "deploy" / "kubernetes")
+    dry = kubectl("apply", "-k", bundle, "--dry-run=client")
+    assert (
+        "customresourcedefinition.apiextensions.k8s.io/modelendpoints.pilothouse.dev created (dry run)"
+        in dry.stdout
+    )
+    assert "deployment.apps/pilothouse-operator created (dry run)" in dry.stdout
+    applied = kubectl("apply", "-k", bundle)
+    assert "namespace/pilothouse-system created" in applied.stdout
+    assert "deployment.apps/pilothouse-gateway created" in applied.stdout
+    names = kubectl("get", "crd", "-o", "name").stdout.split()
+    assert {
+        "customresourcedefinition.apiextensions.k8s.io/modelendpoints.pilothouse.dev",
+        "customresourcedefinition.apiextensions.k8s.io/jobs.pilothouse.dev",
+        "customresourcedefinition.apiextensions.k8s.io/teams.pilothouse.dev",
+    } <= set(names)
