@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sched_support import gpus_of, job, running, snap, team
 
 from pilothouse.scheduling import GPU, POLICIES, JobRequest, Snapshot, fair_shares, make_policy
+from pilothouse.scheduling.snapshot import RunningJob
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -163,17 +164,17 @@ def test_backfill_never_delays_the_reserved_job(s: Snapshot) -> None:
         held = sum(g for end, g in jobs if end is None or end > t)
         return s.capacity[GPU] - held
 
-    base = [
-        (
-            s.now
-            if r.terminating
-            else (
-                r.started + r.request.expected_duration if r.request.expected_duration is not None else None
-            ),
-            gpus_of(r.request),
-        )
-        for r in s.running
-    ]
+    def expected_end(r: RunningJob) -> float | None:
+        """The reservation rule (docs/scheduling.md): a running job with no expected duration, or already
+        past it, is assumed never to end; a terminating one frees its resources now."""
+        if r.terminating:
+            return s.now
+        if r.request.expected_duration is None:
+            return None
+        end = r.started + r.request.expected_duration
+        return end if end > s.now else None
+
+    base = [(expected_end(r), gpus_of(r.request)) for r in s.running]
     base += [
         (s.now + p.expected_duration if p.expected_duration is not None else None, gpus_of(p)) for p in ahead
     ]

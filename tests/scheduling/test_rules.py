@@ -189,3 +189,27 @@ def test_las_preempts_jobs_in_lower_queue() -> None:
         snap(2, teams, [running(hog, started=0.0)], [job("new", "a", 1)], now=7200.0)
     )
     assert [p.job_id for p in decisions.preempt] == ["hog"]
+
+
+def test_borrowing_is_not_invalidated_by_lenders_within_nominal_admissions_in_the_same_cycle() -> None:
+    # Counterexample found by test_fair_respects_quota_borrowing_and_lending: t1's p3 (8 GPUs, nominal 6)
+    # borrows 2 of t0's idle nominal; t0's p2 (3) would borrow too, but t0's p1 (1) behind it is within
+    # nominal. Admitting p3 first and p1 after left the cohort with 2 borrowed and 1 lendable.
+    teams = [team("t0", 4), team("t1", 6)]
+    pending = [
+        job("p0", "t0", 1, submitted=0.0, duration=None, priority=100, workers=2),
+        job("p1", "t0", 1, submitted=2.0, duration=None, priority=100),
+        job("p2", "t0", 3, submitted=1.0, duration=None, priority=100),
+        job("p3", "t1", 4, submitted=0.0, duration=None, priority=100, workers=2),
+    ]
+    s = snap(13, teams, [], pending, now=100.0)
+    done = set(admitted(s))
+    usage = {
+        t.name: sum(p.workers * p.per_worker[GPU] for p in pending if p.team == t.name and p.id in done)
+        for t in teams
+    }
+    nominal = {t.name: t.quotas[GPU].nominal for t in teams}
+    borrowed = sum(max(0, usage[n] - nominal[n]) for n in nominal)
+    lendable = sum(max(0, nominal[n] - usage[n]) for n in nominal)
+    assert {"p0", "p1"} <= done  # t0's within-nominal jobs go first
+    assert borrowed <= lendable

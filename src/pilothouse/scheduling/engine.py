@@ -6,7 +6,10 @@ feeds it arrivals and completions, so a cycle costs what changed, not the size o
 the pending jobs in the policy's order and admits every job that fits (no one-per-queue limit); it stops
 as soon as the indexes in ``queues`` say nothing else can start. Preemptions are decided after
 admissions and only mark their victims terminating: nothing is admitted into room a preemption has yet to
-free. The engine applies its own decisions to its state (admitted jobs run from ``now``), which is what
+free. With quotas, each walk (the ordered walk and the backfill) first visits only jobs within their
+team's nominal quota, across all teams, and only then the rest: a job borrowing a team's idle nominal is
+admitted only after that team's own within-nominal jobs of the cycle, so the cohort never ends a cycle
+having borrowed more than its members may still lend (as Kueue does). The engine applies its own decisions to its state (admitted jobs run from ``now``), which is what
 the simulator wants and what ``schedule`` throws away.
 """
 
@@ -273,6 +276,12 @@ class _Cycle:
         self._dirty = True
         self.tentative: list[RunningRec] = []
         self.usage_before: list[list[float]] = []
+        self.nominal_only = False
+        """Within-nominal phase: jobs that would borrow are deferred to the second phase."""
+        self.seen: set[str] = set()
+        """Jobs the within-nominal phase decided on (the second phase skips them)."""
+        e = engine
+        self.two_phase = self.rules.quotas and bool(e.book.cohorts) and bool(e.book.managed_idx)
 
     def report(self) -> CycleReport:
         return CycleReport(self.blocks, self.res, self.avail, self.truncated, self.strict_stop, self.claims)
@@ -305,8 +314,11 @@ class _Cycle:
         return self.res
 
     def consider(self, job: PendingJob) -> str:
-        """Admit ``job`` if it may start now; returns "admitted", "quota", "blocked" or "stop"."""
+        """Admit ``job`` if it may start now; returns "admitted", "quota", "blocked", "stop" or (within-nominal
+        phase, a job that would borrow) "deferred"."""
         e = self.e
+        if self.nominal_only and not e.book.within_nominal(job.team, job.need):
+            return "deferred"
         block = e.book.check(job.team, job.need) if self.rules.quotas else None
         if block is not None and block.kind != "cohort":
             self.blocks[job.id] = Block("quota", block.resource, quota=block)
@@ -388,7 +400,12 @@ class _Cycle:
         """Walk the order until the first job that cannot start; then (unless strict) only backfill
         candidates, fetched from the indexes instead of walking the rest of the queues."""
         q = self.e.queues
-        self._merge(q.keys, shrinking=True)
+        if self.two_phase:
+            self._merge(self._within_nominal_lists(), shrinking=False, nominal_only=True)
+            if self.head is not None:
+                self.switched = True
+        if not (self.switched or self.truncated or self.strict_stop is not None):
+            self._merge(q.keys, shrinking=True)
         if self.rules.preemption == "fair":
             # Reclaim before backfill: when a team takes back what it is owed, what is free now is part of
             # it, and backfilling that only to preempt the same jobs next would be churn.
@@ -400,7 +417,44 @@ class _Cycle:
                 q.candidates(i, self.avail, self._duration_limit) if keys and self._queue_may_start(i) else []
                 for i, keys in enumerate(q.keys)
             ]
+            if self.two_phase:
+                book = self.e.book
+                nominal = [
+                    [k for k in keys if book.within_nominal(q.jobs[k[-1]].team, q.jobs[k[-1]].need)]
+                    for keys in lists
+                ]
+                self._merge(nominal, shrinking=False, nominal_only=True)
             self._merge(lists, shrinking=False)
+
+    def _within_nominal_lists(self) -> list[list[tuple[Any, ...]]]:
+        """Per queue, sorted keys of the pending jobs within their team's nominal quota now (per request
+        vector at most as many as the quota room holds, and one more than fits what is free, so the first
+        that does not fit can take the reservation). Teams whose smallest request is over nominal are
+        skipped without looking at their jobs."""
+        e = self.e
+        book, q = e.book, e.queues
+        lists: list[list[tuple[Any, ...]]] = [[] for _ in q.keys]
+        for team, buckets in enumerate(q.team_buckets):
+            if not buckets:
+                continue
+            smallest = q.team_min_need(team)
+            if smallest is None or not book.within_nominal(team, smallest):
+                continue
+            out = lists[team if self.rules.per_team else 0]
+            usage, nominal, managed = book.usage[team], book.nominal[team], book.managed
+            for need, bucket in buckets.items():
+                if not book.within_nominal(team, need):
+                    continue
+                bound = bucket.count
+                for r, a in enumerate(need):
+                    if a:
+                        bound = min(bound, int(self.avail[r] // a) + 1)
+                        if managed[r]:
+                            bound = min(bound, int((nominal[r] - usage[r]) // a))
+                out.extend(bucket.keys[:bound])
+        for keys in lists:
+            keys.sort()
+        return lists
 
     def _queue_may_start(self, queue: int) -> bool:
         q = self.e.queues
@@ -419,19 +473,26 @@ class _Cycle:
             return INF
         return res.start - self.now if res.start < INF else -1.0
 
-    def _merge(self, lists: list[list[tuple[Any, ...]]], shrinking: bool) -> None:
+    def _merge(self, lists: list[list[tuple[Any, ...]]], shrinking: bool, nominal_only: bool = False) -> None:
         """Visit jobs of several sorted key lists as one order: for ``fair``, a job within its team's
         nominal quota first, then the team with the lowest weighted dominant share (recomputed after each
         admission); one list is simply walked. ``shrinking``: the lists are the live queues (an admitted job
-        leaves them)."""
+        leaves them). ``nominal_only``: the within-nominal phase (jobs that would borrow are deferred)."""
+        self.nominal_only = nominal_only
+        try:
+            self._walk(lists, shrinking)
+        finally:
+            self.nominal_only = False
+
+    def _walk(self, lists: list[list[tuple[Any, ...]]], shrinking: bool) -> None:
         q = self.e.queues
         book = self.e.book
         fair = self.rules.per_team
         heap: list[tuple[tuple[Any, ...], int, int]] = []
         for queue, keys in enumerate(lists):
             if keys:
-                job = q.jobs[keys[0][-1]]
-                heap.append((self._team_key(job.team, job) if fair else (), queue, 0))
+                job = q.jobs.get(keys[0][-1])  # None: admitted in the within-nominal phase
+                heap.append((self._team_key(job.team, job) if fair and job is not None else (), queue, 0))
         heapq.heapify(heap)
         while heap:
             if not self._anything_can_start():
@@ -442,10 +503,12 @@ class _Cycle:
             _, queue, i = heapq.heappop(heap)
             keys = lists[queue]
             found = q.jobs.get(keys[i][-1])
-            if found is None:  # admitted earlier in this cycle
+            if found is None or found.id in self.seen:  # admitted, or decided, earlier in this cycle
                 outcome = "gone"
             else:
                 outcome = self.consider(found)
+                if self.nominal_only and outcome != "deferred":
+                    self.seen.add(found.id)
                 if outcome == "stop":
                     return
                 if shrinking and (
