@@ -119,7 +119,7 @@ class PilothouseClient:
             current = self.get(info, obj.metadata.namespace, obj.metadata.name)
             desired = current.model_copy(deep=True)
             desired.metadata.labels = obj.metadata.labels
-            desired.metadata.annotations = obj.metadata.annotations
+            desired.metadata.annotations = self._applied_annotations(current, obj)
             desired.spec = obj.spec
             if to_document(desired) == to_document(current):
                 return ApplyResult("unchanged", current)
@@ -131,6 +131,10 @@ class PilothouseClient:
         raise ApiError(
             409, "Conflict", f"{obj.kind} {obj.metadata.name}: gave up after {retries} conflicting writes"
         )
+
+    def _applied_annotations(self, current: Resource, applied: Resource) -> dict[str, str]:
+        """The annotations an apply leaves on the object: the manifest's (a backend may keep its own)."""
+        return dict(applied.metadata.annotations)
 
     # -- observations -----------------------------------------------------------------------------
 

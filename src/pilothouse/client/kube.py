@@ -38,7 +38,7 @@ from pilothouse.api.errors import FieldProblem, ManifestError
 from pilothouse.api.job import Job
 from pilothouse.api.meta import GROUP
 from pilothouse.api.modelendpoint import ModelEndpoint
-from pilothouse.api.registry import KINDS, KindInfo, Resource, to_document
+from pilothouse.api.registry import KindInfo, Resource
 from pilothouse.api.selectors import parse_selector
 from pilothouse.client.errors import ApiError
 from pilothouse.client.http import ApplyResult, PilothouseClient
@@ -240,32 +240,11 @@ class KubeClient(PilothouseClient):
         ``*.kubernetes.io/``/``*.k8s.io/``. Those are kept (dropping kopf's would make it handle the
         object as new); other annotations are the manifest's.
         """
-        obj = self._for_cluster(obj)  # so an unchanged manifest compares equal to what the cluster holds
-        info = KINDS[obj.kind]
-        for _ in range(retries):
-            try:
-                return ApplyResult("created", self.create(obj, dry_run=dry_run))
-            except ApiError as exc:
-                if exc.reason != "AlreadyExists":
-                    raise
-            current = self.get(info, obj.metadata.namespace, obj.metadata.name)
-            desired = current.model_copy(deep=True)
-            desired.metadata.labels = obj.metadata.labels
-            desired.metadata.annotations = {
-                **{k: v for k, v in current.metadata.annotations.items() if _system_annotation(k)},
-                **obj.metadata.annotations,
-            }
-            desired.spec = obj.spec
-            if to_document(desired) == to_document(current):
-                return ApplyResult("unchanged", current)
-            try:
-                return ApplyResult("configured", self.replace(desired, dry_run=dry_run))
-            except ApiError as exc:
-                if exc.reason not in {"Conflict", "NotFound"}:
-                    raise
-        raise ApiError(
-            409, "Conflict", f"{obj.kind} {obj.metadata.name}: gave up after {retries} conflicting writes"
-        )
+        return super().apply(self._for_cluster(obj), dry_run=dry_run, retries=retries)
+
+    def _applied_annotations(self, current: Resource, applied: Resource) -> dict[str, str]:
+        kept = {k: v for k, v in current.metadata.annotations.items() if _system_annotation(k)}
+        return {**kept, **applied.metadata.annotations}
 
     # -- observations -----------------------------------------------------------------------------
 
