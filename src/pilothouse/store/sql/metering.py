@@ -8,9 +8,8 @@ the last sample before the window (its value holds into the window, see ``piloth
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -19,8 +18,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pilothouse.store.metering import IntervalRecord, MeterReading, SampleRecord, TallyRecord
-from pilothouse.store.sql.engine import BEGIN_MODE, create_sqlite_engine
-from pilothouse.store.sql.migrate import upgrade
+from pilothouse.store.sql.database import SqliteDatabase
 from pilothouse.store.sql.schema import MeterIntervalRow, MeterSampleRow, MeterTallyRow
 
 
@@ -46,18 +44,10 @@ class SqlMeterStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._engine = create_sqlite_engine(self.path, pool_size=2, max_overflow=4)
-        self._writer = self._engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
-        self._lock = threading.Lock()
-        try:
-            with self._lock, self._writer.connect() as connection:
-                upgrade(connection)
-        except BaseException:
-            self._engine.dispose()
-            raise
+        self._db = SqliteDatabase(self.path, pool_size=2, max_overflow=4)
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._db.close()
 
     def __enter__(self) -> SqlMeterStore:
         return self
@@ -67,15 +57,11 @@ class SqlMeterStore:
     ) -> None:
         self.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with self._lock, Session(self._writer) as session, session.begin():
-            yield session
+    def _write(self) -> AbstractContextManager[Session]:
+        return self._db.write()
 
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with Session(self._engine) as session, session.begin():
-            yield session
+    def _read(self) -> AbstractContextManager[Session]:
+        return self._db.read()
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ Choices where the contract leaves room:
 from __future__ import annotations
 
 import builtins
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,8 +50,7 @@ from pilothouse.store.protocol import (
     WatchEventType,
 )
 from pilothouse.store.sql import codec
-from pilothouse.store.sql.engine import BEGIN_MODE, create_sqlite_engine
-from pilothouse.store.sql.migrate import upgrade
+from pilothouse.store.sql.database import SqliteDatabase
 from pilothouse.store.sql.schema import (
     PRUNED_THROUGH,
     RESOURCE_VERSION,
@@ -80,23 +78,15 @@ class SqlStore:
             raise ValueError(f"retain_changes must be at least 1 (got {retain_changes})")
         self.path = Path(path)
         self.retain_changes = retain_changes
-        self._engine = create_sqlite_engine(self.path)
-        self._writer = self._engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
-        self._write_lock = threading.Lock()
+        self._db = SqliteDatabase(self.path)
         self._notifier = Notifier()
-        try:
-            with self._write_lock, self._writer.connect() as connection:
-                upgrade(connection)
-        except BaseException:
-            self._engine.dispose()
-            raise
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop every watch and close the database; idempotent."""
         self._notifier.close()
-        self._engine.dispose()
+        self._db.close()
 
     def __enter__(self) -> SqlStore:
         return self
@@ -111,13 +101,13 @@ class SqlStore:
     @contextmanager
     def _read(self) -> Iterator[Session]:
         """One snapshot: every query inside sees the same committed state."""
-        with Session(self._engine) as session, session.begin():
+        with self._db.read() as session:
             yield session
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """One short write transaction; watchers are woken after it commits."""
-        with self._write_lock, Session(self._writer, expire_on_commit=False) as session, session.begin():
+        with self._db.write(expire_on_commit=False) as session:
             yield session
         self._notifier.notify()
 
@@ -408,7 +398,7 @@ class SqlStore:
             .order_by(EventRow.id.desc())
             .limit(1)
         )
-        with self._write_lock, Session(self._writer) as session, session.begin():
+        with self._db.write() as session:
             row = session.execute(query).scalar_one_or_none()
             if row is not None:
                 row.count += 1
