@@ -1,4 +1,5 @@
-"""Helpers shared by the suites: free ports, bounded waiting, and a real ``pilothouse up`` process."""
+"""Helpers shared by the suites: free ports, bounded waiting, an ASGI app served on a real port, and a
+real ``pilothouse up`` process."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import psutil
+import uvicorn
 
 T = TypeVar("T")
 
@@ -39,6 +42,21 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+
+
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free port in a thread; yields its base URL, always stops it."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, what="uvicorn started")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @dataclass

@@ -41,7 +41,8 @@ class Settings:
     """The job queue's policy (``fair``, ``fifo``, ``fifo-backfill``, ``sjf``, ``las``)."""
     # -- cost ------------------------------------------------------------------------------------------
     price_book: Path | None = None
-    """A price-book YAML file (docs/cost.md); None: OpenCost's default prices."""
+    """A price-book YAML file (docs/cost.md) put in force at start; None: the book last set (through
+    this option or ``PUT .../pricebook``) and saved in the data dir, else OpenCost's default prices."""
     metering_seconds: float = 10.0
     """How often the metering loop observes replicas and workers and samples their usage."""
     budget_seconds: float = 60.0
@@ -50,6 +51,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "pilothouse.db"
+
+    @property
+    def saved_price_book_path(self) -> Path:
+        """The price book in force, saved so that a restart keeps it (``store.pricebook``)."""
+        return self.data_dir / "pricebook.json"
 
     @property
     def runtime_dir(self) -> Path:

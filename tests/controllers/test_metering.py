@@ -29,6 +29,7 @@ from pilothouse.runtime.protocol import JobRun, OwnerRef, ReplicaState
 from pilothouse.scheduling.policies import make_policy
 from pilothouse.server.admission import budget_problems
 from pilothouse.store.sql import SqlMeterStore, SqlStore
+from support import wait_for
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -95,7 +96,7 @@ class Rig:
         self.reports = CostReports(self.meters, prices or PriceBook(), self.clock)
         self.loop = self.new_loop()
 
-    def new_loop(self) -> MeteringLoop:
+    def new_loop(self, budget_period: float = 10) -> MeteringLoop:
         return MeteringLoop(
             self.store,
             self.runtime,
@@ -106,7 +107,7 @@ class Rig:
             usage=self.sampler,
             traffic=self.traffic,
             period=10,
-            budget_period=10,
+            budget_period=budget_period,
             clock=self.clock,
         )
 
@@ -307,6 +308,62 @@ def test_budgets_are_priced_into_team_status_and_hold_new_jobs(tmp_path: Path) -
         ]
     finally:
         rig.close()
+
+
+def budget_team(amount: float) -> Team:
+    return Team.model_validate(
+        {
+            "apiVersion": "pilothouse.dev/v1alpha1",
+            "kind": "Team",
+            "metadata": {"name": "nlp"},
+            "spec": {"budget": {"monthlyAmount": amount, "actions": ["hold-jobs"]}},
+        }
+    )
+
+
+def test_a_new_price_book_reprices_budgets_on_the_next_pass(rig: Rig) -> None:
+    rig.loop = rig.new_loop(budget_period=3600)  # without a reprice, the month is priced hourly
+    rig.reports.prices.on_change(lambda _book: rig.loop.reprice())  # as `pilothouse up` wires it
+    rig.store.create(budget_team(30))
+    chat = rig.store.create(endpoint())
+    assert isinstance(chat, ModelEndpoint)
+    rig.replica(chat, "chat-1-a")
+    rig.loop.tick()
+    rig.clock.advance(10)
+    rig.loop.tick()  # 2 cores x 10 s at OpenCost's default price: $0.000176 (not repriced anyway)
+    team = rig.store.get("Team", "", "nlp")
+    assert isinstance(team, Team) and team.status.spendThisMonth == "0.00"
+    rig.reports.prices.replace(load_price_book({"cpuCoreHour": 3600}))  # $1 per core-second
+    rig.loop.tick()  # the next pass prices the month with the new book: 2 cores x 10 s = $20 (+ memory)
+    team = rig.store.get("Team", "", "nlp")
+    assert isinstance(team, Team) and team.status.spendThisMonth == "20.00"
+    assert team.status.budgetState is not None and team.status.budgetState.startswith("warning:")
+    state = rig.ledger.state(team, rig.clock())
+    assert state is not None and state.level == "warning" and state.percent == 66
+    rig.clock.advance(10)
+    rig.loop.tick()  # and only once: the pass after that waits for the budget period again
+    spend = rig.ledger.spend("nlp", rig.clock())
+    assert spend is not None and round(spend, 2) == 20
+
+
+def test_a_reprice_wakes_the_running_loop(rig: Rig) -> None:
+    rig.loop = rig.new_loop(budget_period=3600)
+    rig.loop.period = 3600  # the thread would sleep for an hour after its first pass
+    rig.store.create(budget_team(30))
+    chat = rig.store.create(endpoint())
+    assert isinstance(chat, ModelEndpoint)
+    rig.replica(chat, "chat-1-a")
+    rig.loop.start()
+    try:
+        wait_for(lambda: rig.ledger.spend("nlp", rig.clock()) is not None, timeout=10, what="first pass")
+        rig.clock.advance(10)
+        rig.reports.prices.replace(load_price_book({"cpuCoreHour": 3600}))
+        rig.loop.reprice()
+        wait_for(
+            lambda: round(rig.ledger.spend("nlp", rig.clock()) or 0, 2) == 20, timeout=10, what="new prices"
+        )
+    finally:
+        rig.loop.stop(close_open=False, timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pilothouse.api import ManifestError
-from pilothouse.cost import LOCAL_POOL, PriceBook, load_price_book
+from pilothouse.cost import LOCAL_POOL, PriceBook, load_price_book, price_book_document
 
 D = Decimal
 
@@ -104,3 +104,16 @@ def test_several_errors_are_all_reported() -> None:
 def test_a_non_mapping_is_refused() -> None:
     with pytest.raises(ManifestError, match="a price book must be a mapping, got list"):
         load_price_book([1, 2])  # type: ignore[arg-type]
+
+
+def test_the_document_form_reads_back_to_the_same_book() -> None:
+    book = load_price_book(yaml.safe_load(CONFIG))
+    document = price_book_document(book)
+    assert load_price_book(document) == book
+    assert document["gpuHour"] == "0.95" and document["accelerators"] == {"nvidia.com/gpu:H100": "2.99"}
+    # a pool says only what it overrides; decimal strings, so nothing goes through a float
+    assert document["pools"] == {
+        "a100-spot": {"gpuHour": "0.55"},
+        "h100": {"cpuCoreHour": "0.05", "accelerators": {"nvidia.com/gpu:H100": "2.1"}},
+    }
+    assert price_book_document(PriceBook())["cpuCoreHour"] == "0.031611"

@@ -124,6 +124,9 @@ def test_team_over_budget_has_new_jobs_held_and_new_endpoints_refused(
     queue = plane.cli("queue").stdout
     assert "train" in queue and "monthly budget" in queue
     assert "monthly budget" in plane.cli("describe", "job", "train", "-n", "lab").stdout
+    described = plane.cli("describe", "team", "lab").stdout
+    assert "$2.00 per calendar month" in described and "hold-jobs, refuse-endpoints" in described
+    assert "Budget state: exceeded: team lab has spent" in described
 
     refused = plane.cli(
         "apply", "-f", str(write(tmp_path / "more.yaml", endpoint("wine", "lab", iris_model))), check=False
@@ -140,3 +143,21 @@ def test_team_over_budget_has_new_jobs_held_and_new_endpoints_refused(
         "apply", "-f", str(write(tmp_path / "ok.yaml", endpoint("wine", "default", iris_model)))
     )
     assert "created" in other.stdout
+
+
+def test_prices_set_through_the_cli_are_used_and_survive_a_restart(
+    control_plane_factory: Any, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    plane = control_plane_factory(data_dir=data, extra_args=FAST)
+    assert json.loads(plane.cli("cost", "prices", "-o", "json").stdout)["cpuCoreHour"] == "0.031611"
+    result = plane.cli("cost", "prices", "--set", str(price_book(tmp_path)), "-o", "json")
+    assert json.loads(result.stdout)["cpuCoreHour"] == "3600"
+    bad = plane.cli(
+        "cost", "prices", "--set", str(write(tmp_path / "bad.yaml", {"gpuHour": -1})), check=False
+    )
+    assert bad.returncode == 1 and "gpuHour" in bad.stderr
+    assert plane.stop() == 0
+    again = control_plane_factory(data_dir=data, extra_args=FAST)  # no --price-book: the saved book
+    assert json.loads(again.cli("cost", "prices", "-o", "json").stdout)["cpuCoreHour"] == "3600"
+    assert "$3600" in again.cli("cost", "prices").stdout

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pilothouse.serving.loaders import load_model
 from pilothouse.serving.modelserver.app import ModelServerApp
-from pilothouse.serving.modelserver.metrics import ModelMetrics
+from pilothouse.serving.modelserver.metrics import ModelMetrics, NoMetrics
 
 if TYPE_CHECKING:
     from conftest import IrisModel
@@ -237,3 +237,15 @@ def test_metrics_count_requests(app: ModelServerApp) -> None:
     assert samples[("pilothouse_model_errors_total", (("kind", "not_found"), ("model", "iris")))] == 1
     assert samples[("pilothouse_model_request_duration_seconds_count", (("model", "iris"),))] == 4
     assert samples[("pilothouse_model_load_duration_seconds", (("model", "iris"),))] == 0.25
+
+
+def test_no_metrics_serves_predictions_but_no_metrics_endpoint(iris: IrisModel) -> None:
+    app = ModelServerApp(
+        "iris", load_model(str(iris.path), "sklearn"), metrics=NoMetrics(), load_seconds=0.25
+    )
+    resp = request(app, "POST", "/v2/models/iris/infer", json=infer_body([[1, 2, 3, 4]]))
+    assert resp.status_code == 200
+    assert request(app, "POST", "/v2/models/iris/infer", content=b"{").status_code == 400
+    missing = request(app, "GET", "/metrics")
+    assert missing.status_code == 404 and missing.json() == {"error": "no route /metrics"}
+    assert request(app, "POST", "/metrics").status_code == 404  # not a 405: the route does not exist

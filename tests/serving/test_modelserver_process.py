@@ -58,6 +58,21 @@ def test_port_mode_serves_predictions_and_metrics(iris_server: Spawned, iris: Ir
     assert ("process_resident_memory_bytes", ()) in after
 
 
+def test_no_metrics_flag_turns_metrics_off_and_the_default_keeps_them(
+    spawn: Spawner, iris: IrisModel, iris_server: Spawned
+) -> None:
+    port = spawn.free_port()
+    args = ["--name", "iris", "--model-uri", str(iris.path), "--format", "sklearn", "--port", str(port)]
+    quiet = spawn([*args, "--no-metrics"], base_url=f"http://127.0.0.1:{port}")
+    quiet.wait_ready()
+    with httpx.Client(timeout=10) as client:
+        assert infer(client, quiet.url, [[6.7, 3.0, 5.2, 2.3]]).status_code == 200
+        off = client.get(f"{quiet.url}/metrics")
+        assert off.status_code == 404 and off.json() == {"error": "no route /metrics"}
+        on = client.get(f"{iris_server.url}/metrics")  # started without the flag: the default
+        assert on.status_code == 200 and "pilothouse_model_requests_total" in on.text
+
+
 def test_bad_requests_do_not_take_the_server_down(iris_server: Spawned) -> None:
     base = iris_server.url
     with httpx.Client(timeout=10) as client:

@@ -2,7 +2,8 @@
 
 The control plane prices what its metering recorded (``GET .../cost``); this command only renders the
 report: a table (per-resource costs, idle GPU cost, cost per 1,000 requests, and a total row), or the
-records as JSON or CSV for scripts and spreadsheets.
+records as JSON or CSV for scripts and spreadsheets. ``cost prices`` shows or replaces the price book
+it prices with (``cli.prices``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from pilothouse.cli import prices as prices_command
 from pilothouse.cli.context import command, fail, out, state
 
 VIEWS = (
@@ -31,6 +33,8 @@ VIEWS = (
     "interval",
 )
 IDLE_ROW = "__idle__"
+
+app = typer.Typer(help="What workloads cost, and the price book they are priced with.")
 
 
 def money(value: Any) -> str:
@@ -100,6 +104,7 @@ def to_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+@app.callback(invoke_without_command=True)
 @command
 def cost(
     ctx: typer.Context,
@@ -114,7 +119,11 @@ def cost(
     output: Annotated[str, typer.Option("--output", "-o", help="table, json or csv")] = "table",
     exact: Annotated[bool, typer.Option(help="JSON/CSV: nano-dollars instead of cents")] = False,
 ) -> None:
-    """What workloads cost: CPU, memory and GPU per team, endpoint or job, with idle GPU and $/1k requests."""
+    """What workloads cost: CPU, memory and GPU per team, endpoint or job, with idle GPU and $/1k requests.
+
+    `pilothouse cost prices` shows the price book; `cost prices --set FILE` replaces it."""
+    if ctx.invoked_subcommand is not None:
+        return  # `cost prices`: the options above are the report's, not the subcommand's
     if output not in ("table", "json", "csv"):
         fail(f"--output: expected table, json or csv, got {output!r}")
     if by not in VIEWS:
@@ -132,5 +141,8 @@ def cost(
         out.print(render_table(report))
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(cost)
+app.command("prices")(prices_command.prices)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="cost")

@@ -1,11 +1,17 @@
-"""``describe``: one object in full — header, spec, status, conditions, what runs, and its events."""
+"""``describe``: one object in full — header, spec, status, conditions, what runs, and its events.
+
+A Team also shows its budget in words: the monthly amount, warning thresholds and actions from the
+spec, and from the status the metering loop writes, the spend this month and the budget state.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from pilothouse.api.job import Job
@@ -131,8 +137,45 @@ def _describe_job(obj: Job) -> None:
     _conditions(status.conditions)
 
 
+def _dollars(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+def _percent(fraction: float) -> str:
+    return f"{(Decimal(str(fraction)) * 100).normalize():f}%"
+
+
+def _spend(text: str | None) -> Decimal | None:
+    try:
+        return None if text is None else Decimal(text)
+    except InvalidOperation:
+        return None
+
+
+def _budget(obj: Team) -> None:
+    """The budget (spec) and where the team stands against it (status, written by metering)."""
+    budget, status = obj.spec.budget, obj.status
+    amount = None if budget is None else Decimal(str(budget.monthlyAmount))
+    if budget is None or amount is None:
+        _field("Budget", "<none>")
+    else:
+        _field("Budget", f"{_dollars(amount)} per calendar month (UTC)")
+        thresholds = ", ".join(_percent(t) for t in budget.thresholds)
+        _field("  Thresholds", f"{thresholds} (warn at each; the highest is exceeded)")
+        _field("  Actions", f"{', '.join(budget.actions)} (while exceeded; running work is never stopped)")
+    spend = _spend(status.spendThisMonth)
+    if spend is None:
+        _field("Spend", escape(status.spendThisMonth or "<not priced yet>"))
+    else:
+        share = "" if amount is None else f" ({int(spend * 100 / amount)}% of the budget)"
+        _field("Spend", f"{_dollars(spend)} this month{share}")
+    if budget is not None:
+        _field("Budget state", escape(status.budgetState or "<not evaluated yet>"))
+
+
 def _describe_team(obj: Team) -> None:
     out.print(team_table([obj], wide=True))
+    _budget(obj)
     _spec(obj)
     _conditions(obj.status.conditions)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -243,3 +243,13 @@ class PilothouseClient:
             params["team"] = team
         report: dict[str, Any] = self._request("GET", f"/apis/{API_VERSION}/cost", params=params)
         return report
+
+    def price_book(self) -> dict[str, Any]:
+        """The price book in force (``GET .../pricebook``): the document ``up --price-book`` reads."""
+        book: dict[str, Any] = self._request("GET", f"/apis/{API_VERSION}/pricebook")
+        return book
+
+    def set_price_book(self, book: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the price book (``PUT .../pricebook``); a bad one raises ``ApiError`` with field causes."""
+        result: dict[str, Any] = self._request("PUT", f"/apis/{API_VERSION}/pricebook", json=dict(book))
+        return result

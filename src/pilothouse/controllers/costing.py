@@ -10,6 +10,10 @@ metering loop records that time as ``Pool`` intervals carrying the pool's capaci
 capacity is their time-weighted average over the charged window, so ``capacity x window hours``
 equals the capacity-hours the platform actually had (a ``7d`` report on a machine that ran the
 platform for an hour shows an hour of idle, not a week).
+
+**Prices can change while it runs** (``PUT .../pricebook``): ``CostReports`` holds an ``ActivePrices``
+and reads the book once per pricing, so each report and each budget pass uses one book, and the first
+pricing after a change uses the new one.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from pilothouse.controllers.prices import ActivePrices
 from pilothouse.cost import (
     Allocation,
     CostRow,
@@ -111,17 +116,21 @@ def pool_capacity(coverage: Iterable[IntervalRecord], window: Window, now: datet
 class CostReports:
     """Cost views and month-to-date spend over what the metering loop recorded."""
 
-    def __init__(self, meters: MeterStore, prices: PriceBook, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, meters: MeterStore, prices: ActivePrices | PriceBook, clock: Callable[[], datetime]
+    ) -> None:
         self.meters = meters
-        self.prices = prices
+        self.prices = prices if isinstance(prices, ActivePrices) else ActivePrices(prices)
+        """The book in force; replaced through ``prices.replace`` (the price-book API)."""
         self.clock = clock
 
     def allocation(self, window: Window, now: datetime, idle: IdleMode = "separate") -> Allocation:
         readings = self.meters.read(window.start, min(window.end, now))
         workloads = [to_interval(r) for r in readings if r.interval.kind != POOL_KIND]
         coverage = [r.interval for r in readings if r.interval.kind == POOL_KIND]
+        book = self.prices.get()  # one book for the whole pricing, even if it is replaced meanwhile
         return allocate(
-            workloads, self.prices, window, now, capacity=pool_capacity(coverage, window, now), idle=idle
+            workloads, book, window, now, capacity=pool_capacity(coverage, window, now), idle=idle
         )
 
     def rows(

@@ -25,7 +25,8 @@ charged only for time the platform was up (see ``controllers.costing``).
 
 Every ``budget_period`` it prices the month so far, hands the spend to the ``BudgetLedger`` (which the
 queue pass and admission ask) and writes ``spendThisMonth`` and ``budgetState`` into each Team's status,
-with a Warning event when a team crosses a threshold.
+with a Warning event when a team crosses a threshold. ``reprice()`` (called when the price book is
+replaced) wakes the loop and makes its next pass price the month again, with the new prices.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ class MeteringLoop:
         self._counted: dict[tuple[str, str], float] = {}
         self._levels: dict[str, str] = {}
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reprice = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- one pass ----------------------------------------------------------------------------------
@@ -128,8 +131,15 @@ class MeteringLoop:
             samples=self._samples(seen, now),
             tallies=self._tallies(seen, now),
         )
-        if self._priced_at is None or (now - self._priced_at).total_seconds() >= self.budget_period:
+        due = self._priced_at is None or (now - self._priced_at).total_seconds() >= self.budget_period
+        if due or self._reprice.is_set():
+            self._reprice.clear()  # before pricing: a change during this pass asks for another one
             self.price_budgets(now)
+
+    def reprice(self) -> None:
+        """The prices changed: price the month again on a pass that starts now, not a period later."""
+        self._reprice.set()
+        self._wake.set()
 
     def _observe(self, now: datetime) -> tuple[dict[str, Seen], set[str]]:
         """Running replicas and workers of stored owners (``seen``) and of deleted ones (``alive``)."""
@@ -311,11 +321,13 @@ class MeteringLoop:
 
     def start(self) -> None:
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="pilothouse-metering", daemon=True)
         self._thread.start()
 
     def stop(self, *, close_open: bool = True, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -326,13 +338,13 @@ class MeteringLoop:
                 log.exception("closing metered intervals failed; the next start closes them")
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 self.tick()
             except Exception:
                 log.exception("metering pass failed; trying again in %.1f s", self.period)
-            if self._stop.wait(self.period):
-                return
+            self._wake.wait(self.period)  # a period, or less when stopped or asked to reprice
+            self._wake.clear()
 
 
 def _split(total: int, weights: Mapping[K, int]) -> dict[K, int]:

@@ -52,6 +52,7 @@ from pilothouse.cost.pricebook import (
     PriceBook,
     Rates,
     load_price_book,
+    price_book_document,
 )
 from pilothouse.cost.views import IDLE, VIEWS, CostRow, View, aggregate, to_csv, to_records, total_row
 from pilothouse.cost.windows import Window, month_bounds, parse_window
@@ -96,6 +97,7 @@ __all__ = [
     "load_price_book",
     "month_bounds",
     "parse_window",
+    "price_book_document",
     "spend_by_team",
     "summarize_usage",
     "to_cents",

@@ -147,6 +147,17 @@ class Rates:
         return self.accelerators.get(base_resource(key), self.gpu_hour)
 
 
+def price_book_document(book: PriceBook) -> dict[str, Any]:
+    """``book`` as the YAML/JSON document ``load_price_book`` reads: every top-level price (defaults
+    included, so it shows what is in force), each pool with only the prices it overrides. Prices are
+    decimal strings, so no float ever touches them; ``load_price_book`` reads them back unchanged."""
+    document = book.model_dump(mode="json", exclude_none=True)
+    for pool in document["pools"].values():
+        if not pool["accelerators"]:
+            del pool["accelerators"]  # nothing overridden: say nothing, as the YAML would
+    return document
+
+
 def load_price_book(data: Mapping[str, Any] | None, source: str | None = None) -> PriceBook:
     """Validate a decoded config document (e.g. from ``yaml.safe_load``) into a ``PriceBook``.
 

@@ -16,14 +16,11 @@ import signal
 import socket
 import time
 from collections.abc import Generator
-from pathlib import Path
 
 import uvicorn
 import uvloop
-import yaml
 
 from pilothouse import __version__
-from pilothouse.api.errors import ManifestError
 from pilothouse.controllers.autoscaler import Autoscaler
 from pilothouse.controllers.budgets import BudgetLedger
 from pilothouse.controllers.costing import CostReports
@@ -33,8 +30,8 @@ from pilothouse.controllers.metering import MeteringLoop, utcnow
 from pilothouse.controllers.modelendpoint import ModelEndpointReconciler
 from pilothouse.controllers.queue import QueuePass
 from pilothouse.controllers.usage import PsutilSampler
-from pilothouse.cost import PriceBook, load_price_book
-from pilothouse.embedded.guards import DataDirLock, StartupError, bind_listener
+from pilothouse.embedded.guards import DataDirLock, bind_listener
+from pilothouse.embedded.prices import open_prices
 from pilothouse.observability.logs import log_format_from_env
 from pilothouse.runtime.local import LocalRuntime
 from pilothouse.scheduling.policies import make_policy
@@ -83,7 +80,7 @@ class EmbeddedControlPlane:
         try:
             api_sock, gateway_sock = self._bind()
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            prices = read_price_book(self.settings.price_book)  # cost: fail before starting anything
+            prices = open_prices(self.settings)  # cost: fail before starting anything
             store = SqlStore(self.settings.database_path)
             meters = SqlMeterStore(self.settings.database_path)
             try:
@@ -153,6 +150,7 @@ class EmbeddedControlPlane:
             period=self.settings.metering_seconds,
             budget_period=self.settings.budget_seconds,
         )
+        reports.prices.on_change(lambda _book: metering.reprice())  # cost: new prices, budgets now
         # -- observability: /metrics, /apis/top.pilothouse.dev, request ids, gateway spans
         observability.install(app, store, runtime, runtime, routes)
         gateway = Gateway(routes, tracing=observability.gateway_tracing())
@@ -196,17 +194,3 @@ class EmbeddedControlPlane:
     def request_stop(self) -> None:
         for server in self._servers:
             server.should_exit = True
-
-
-def read_price_book(path: Path | None) -> PriceBook:
-    """The price book from ``up --price-book FILE``, or OpenCost's defaults; a bad file stops ``up``."""
-    if path is None:
-        return PriceBook()
-    try:
-        return load_price_book(yaml.safe_load(path.read_text()), source=str(path))
-    except OSError as exc:
-        raise StartupError(f"--price-book: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise StartupError(f"--price-book: {path} is not YAML: {exc}") from None
-    except ManifestError as exc:
-        raise StartupError(f"--price-book: {exc}") from None

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
 from pilothouse.api.errors import ManifestError
-from pilothouse.server import cost, events, resources, workloads
+from pilothouse.server import cost, events, pricebook, resources, workloads
 from pilothouse.server.services import ControlPlaneServices
 from pilothouse.server.status import handle_manifest_error, handle_store_error
 from pilothouse.store.protocol import StoreError
@@ -26,6 +26,7 @@ def create_app(svc: ControlPlaneServices, costs: cost.CostServices | None = None
     app.include_router(events.router)
     app.include_router(workloads.router)
     app.include_router(cost.router)  # cost: before resources, so "cost" is not taken for a plural
+    app.include_router(pricebook.router)  # cost: GET/PUT .../pricebook, also before resources
     app.include_router(resources.router, dependencies=[Depends(cost.budget_admission)])
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["health"])

@@ -46,7 +46,8 @@ class CostServices:
     clock: Callable[[], datetime]
 
 
-def _cost(request: Request) -> CostServices:
+def cost_services(request: Request) -> CostServices:
+    """The app's cost services; a 404 ``Status`` where this control plane does not meter cost."""
     cost: CostServices | None = getattr(request.app.state, "cost", None)
     if cost is None:
         raise NotFound("this control plane does not meter cost")
@@ -62,7 +63,7 @@ def cost_report(
     idle: str = "separate",
     exact: bool = False,
 ) -> dict[str, Any]:
-    cost = _cost(request)
+    cost = cost_services(request)
     problems = []
     if by not in VIEWS:
         problems.append(FieldProblem("by", f"unknown view {by!r} (known: {', '.join(VIEWS)})"))

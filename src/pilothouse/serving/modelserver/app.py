@@ -30,7 +30,7 @@ from pilothouse.observability.logs import correlation
 from pilothouse.serving.loaders.base import LoadedModel, TextEmbedder
 from pilothouse.serving.modelserver.batching import Batcher, Worker, default_worker
 from pilothouse.serving.modelserver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from pilothouse.serving.modelserver.metrics import ModelMetrics
+from pilothouse.serving.modelserver.metrics import ModelMetrics, NoMetrics
 from pilothouse.serving.modelserver.openai import (
     OpenAIRequestError,
     decode_embeddings_request,
@@ -78,7 +78,7 @@ class ModelServerApp:
         name: str,
         model: LoadedModel,
         *,
-        metrics: ModelMetrics | None = None,
+        metrics: ModelMetrics | NoMetrics | None = None,
         load_seconds: float | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_batch_size: int | None = None,
@@ -91,6 +91,8 @@ class ModelServerApp:
         self._span_name = f"infer {name}"
         self.model = model
         self.metrics = metrics if metrics is not None else ModelMetrics(name)
+        #: ``NoMetrics`` (``--no-metrics``): nothing recorded, and ``/metrics`` is a 404
+        self._exposed = self.metrics if isinstance(self.metrics, ModelMetrics) else None
         if load_seconds is not None:
             self.metrics.set_load_duration(load_seconds)
         self.max_body_bytes = max_body_bytes
@@ -181,8 +183,8 @@ class ModelServerApp:
                 body = bodies[0] if self.ready else bodies[1]
                 await _send(send, 200 if self.ready else 503, body, _headers(body))
                 return
-            if path == "/metrics":
-                body = self.metrics.exposition()
+            if path == "/metrics" and self._exposed is not None:
+                body = self._exposed.exposition()
                 await _send(send, 200, body, _headers(body, METRICS_CONTENT_TYPE.encode()))
                 return
         await self._not_found_or_not_allowed(method, path, send)
@@ -198,11 +200,12 @@ class ModelServerApp:
             "/v2": "GET",
             "/v2/health/live": "GET",
             "/v2/health/ready": "GET",
-            "/metrics": "GET",
             f"/v2/models/{self.name}": "GET",
             self._model_ready_path: "GET",
             self._infer_path: "POST",
         }
+        if self._exposed is not None:
+            known["/metrics"] = "GET"
         if self._embedder is not None:
             known.update({"/v1/embeddings": "POST", "/v1/models": "GET"})
         allowed = known.get(path)

@@ -13,6 +13,10 @@ Dynamic batching is off unless ``--max-batch-size N`` is given (2..4096; the pla
 ``spec.batching.maxLatencyMs``) bounds how long a request waits for its batch and needs
 ``--max-batch-size``. ``--batch-worker loop|thread`` overrides where batched predictions run (see
 :mod:`.batching`). Invalid combinations exit with status 2 before anything is loaded.
+
+Prometheus metrics are on (``--metrics``, the default, and what the platform runs); ``--no-metrics``
+records none and answers ``/metrics`` with 404, to measure what metrics cost
+(``benchmarks/observability/overhead.py``) or for a server nothing scrapes.
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["loop", "thread"],
         help="run batched predictions on the event loop or on one worker thread "
         "(default: thread; see pilothouse.serving.modelserver.batching)",
+    )
+    p.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record Prometheus metrics and serve them on /metrics (default); --no-metrics records "
+        "none and /metrics is 404",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     # -- observability: JSON logs and tracing (both off by default; replicas inherit the variables)
@@ -152,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     from uvicorn.config import LOGGING_CONFIG
 
     from pilothouse.serving.modelserver.app import ModelServerApp
+    from pilothouse.serving.modelserver.metrics import NoMetrics
 
     # The *_created samples double the exposition for no use here (the function is untyped, hence the cast).
     cast("Callable[[], None]", disable_created_metrics)()
@@ -169,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_latency_ms=args.max_batch_latency_ms or 5.0,
         batch_worker=args.batch_worker,
         tracer=tracing.requests if tracing is not None else None,
+        metrics=None if args.metrics else NoMetrics(),  # None: the default, ModelMetrics
     )
     if args.max_batch_size is not None:
         log.info(

@@ -3,6 +3,11 @@
 A private ``CollectorRegistry`` keeps several app instances (tests) from colliding and keeps the
 exposition to what this process is about. Labelled children are resolved once and cached, so
 recording a request is a dict lookup plus an ``inc``/``observe``.
+
+``NoMetrics`` is the server started with ``--no-metrics``: it records nothing and ``/metrics`` is not
+served (404). Metrics are on by default and the platform never switches them off; the option exists
+so their cost can be measured (``benchmarks/observability/overhead.py``) and for a server run alone
+that nothing scrapes.
 """
 
 from __future__ import annotations
@@ -77,3 +82,19 @@ class ModelMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class NoMetrics:
+    """Metrics off: the same recording calls as ``ModelMetrics``, each doing nothing; no registry."""
+
+    def record(self, status: int, seconds: float) -> None:
+        pass
+
+    def error(self, kind: str) -> None:
+        pass
+
+    def observe_batch_size(self, rows: float) -> None:
+        pass
+
+    def set_load_duration(self, seconds: float) -> None:
+        pass
