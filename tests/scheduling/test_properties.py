@@ -7,11 +7,24 @@ import copy
 import random
 from collections import defaultdict
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sched_support import gpus_of, job, running, snap, team
 
-from pilothouse.scheduling import GPU, POLICIES, JobRequest, Snapshot, fair_shares, make_policy
+from pilothouse.scheduling import (
+    GPU,
+    POLICIES,
+    JobRequest,
+    Quota,
+    Snapshot,
+    TeamSpec,
+    fair_shares,
+    make_policy,
+)
+from pilothouse.scheduling.fairshare import cohort_fair_shares
+from pilothouse.scheduling.quota import QuotaBook
+from pilothouse.scheduling.resources import ResourceSpace
 from pilothouse.scheduling.snapshot import RunningJob
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -213,3 +226,38 @@ def test_reclaim_restores_fair_share(nominal: int, wanted: int, extra_teams: int
     # Reclaim starts below 90% of the fair share and never takes a team past it (1-GPU jobs: the last
     # step may not fit under a fractional share).
     assert held >= min(wanted, 0.9 * fair_a - 1e-9) or held + 1 > fair_a + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 8),  # nominal
+            st.floats(0, 20),  # demand
+            st.sampled_from([None, 0, 3]),  # borrowing limit
+            st.sampled_from([None, 0, 2]),  # lending limit
+            st.sampled_from([0.5, 1.0, 3.0]),  # weight
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_one_resource_fast_path_matches_the_general_water_fill(
+    rows: list[tuple[int, float, int | None, int | None, float]],
+) -> None:
+    specs = [
+        TeamSpec(f"t{i}", {GPU: Quota(nom, borrow, lend)}, cohort="c", weight=w)
+        for i, (nom, _, borrow, lend, w) in enumerate(rows)
+    ]
+    book = QuotaBook(ResourceSpace({GPU}), specs)
+    demand = [[d] for _, d, _, _, _ in rows]
+    fast = [share[0] for share in book.fair_shares(demand)]
+    inf = float("inf")
+    general = cohort_fair_shares(
+        demand,
+        [[float(nom)] for nom, *_ in rows],
+        [[inf if b is None else float(b)] for _, _, b, _, _ in rows],
+        [[inf if lend is None else float(lend)] for _, _, _, lend, _ in rows],
+        [w for *_, w in rows],
+    )
+    assert fast == pytest.approx([share[0] for share in general])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sched_support import job, running, snap, team
 
@@ -124,11 +126,11 @@ def test_reclaim_preempts_borrowed_jobs_of_team_above_fair_share() -> None:
     assert wait.job_id == "a1" and "preempted" in wait.reason and GPU in wait.reason
 
 
-def test_reclaim_never_pushes_victim_below_its_fair_share() -> None:
+def test_reclaim_never_pushes_victim_below_90_percent_of_its_fair_share() -> None:
     teams = [team("a", 4), team("b", 4)]
     run = [running(job("b-big", "b", 5))]
     s = snap(8, teams, run, [job("a1", "a", 4), job("a2", "a", 1)])
-    # a's fair share is 4 + ... b holds 5 in one job; preempting it would leave b at 0 < its share.
+    # a's fair share is 4 + ... b holds 5 in one job; preempting it would leave b at 0 < 0.9 x its share.
     decisions = make_policy("fair").schedule(s)
     assert decisions.preempt == []
 
@@ -213,3 +215,55 @@ def test_borrowing_is_not_invalidated_by_lenders_within_nominal_admissions_in_th
     lendable = sum(max(0, nominal[n] - usage[n]) for n in nominal)
     assert {"p0", "p1"} <= done  # t0's within-nominal jobs go first
     assert borrowed <= lendable
+
+
+def test_reclaim_for_a_smaller_job_when_the_first_is_a_gang_lenders_cannot_cover() -> None:
+    # a (share 4) holds nothing; its first job wants 8 GPUs, but b may give back only 4 (b keeps >= 90%
+    # of its own share of 4). a's 2-GPU job behind gets the room instead; the big one keeps its place.
+    teams = [team("a", 4), team("b", 4)]
+    run = [running(job(f"b{i}", "b", 1), started=float(i)) for i in range(8)]
+    pending = [job("big", "a", 8, submitted=1.0), job("small", "a", 2, submitted=2.0)]
+    pending += [job("b-more", "b", 4, submitted=0.5)]
+    decisions = make_policy("fair").schedule(snap(8, teams, run, pending))
+    assert [(p.job_id, p.for_job) for p in decisions.preempt] == [("b7", "small"), ("b6", "small")]
+
+
+def test_reclaim_may_take_a_team_past_its_share_by_one_job() -> None:
+    # a holds 3 of a fair share of 4 (75%); its next job is 2 GPUs, which takes it to 5. b (share 10)
+    # holds 11 and may give back 2, down to 9 (90% of its share). Without this a team whose jobs are
+    # larger than the gap to its share would sit below it for good.
+    teams = [team("a", 4), team("b", 10)]
+    run = [running(job(f"a{i}", "a", 1)) for i in range(3)]
+    run += [running(job(f"b{i}", "b", 1), started=float(i)) for i in range(11)]
+    pending = [job("a-next", "a", 2, submitted=1.0), job("b-more", "b", 4, submitted=0.5)]
+    decisions = make_policy("fair").schedule(snap(14, teams, run, pending))
+    assert [(p.job_id, p.for_job) for p in decisions.preempt] == [("b10", "a-next"), ("b9", "a-next")]
+
+
+def test_room_freed_by_a_reclaim_goes_to_the_job_it_was_freed_for() -> None:
+    # b's victim is gone and 1 GPU is free. c's job is within c's nominal and would go first, but the
+    # GPU was freed for a's job x (nominated by the earlier decision), so x starts and c1 waits.
+    teams = [team("a", 2), team("b", 2), team("c", 2)]
+    run = [running(job(f"a{i}", "a", 1)) for i in range(2)]
+    run += [running(job(f"b{i}", "b", 1)) for i in range(3)]
+    pending = [job("x", "a", 1, submitted=5.0), job("c1", "c", 1, submitted=1.0)]
+    plain = snap(6, teams, run, pending)
+    assert admitted(plain) == ["c1"]
+    nominated = replace(plain, nominated={"x": ["b3"]})
+    decisions = make_policy("fair").schedule(nominated)
+    assert [a.job_id for a in decisions.admit] == ["x"]
+    assert decisions.admit[0].reason.startswith("the room preempted for it is free")
+
+
+def test_a_nominated_job_keeps_the_room_while_its_victims_terminate() -> None:
+    # The victim b3 is still terminating; the free GPU next to it is not handed to c1 either.
+    teams = [team("a", 2), team("b", 2), team("c", 2)]
+    run = [running(job(f"a{i}", "a", 1)) for i in range(2)]
+    run += [running(job(f"b{i}", "b", 1)) for i in range(2)]
+    run += [running(job("b3", "b", 1), terminating=True)]
+    pending = [job("x", "a", 2, submitted=5.0), job("c1", "c", 1, submitted=1.0)]
+    s = replace(snap(6, teams, run, pending), nominated={"x": ["b3"]})
+    decisions = make_policy("fair").schedule(s)
+    assert decisions.admit == []
+    waiting = {w.job_id: w.reason for w in decisions.waiting}
+    assert "b3" in waiting["x"]

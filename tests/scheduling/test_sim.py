@@ -51,6 +51,17 @@ def test_three_jobs_by_hand(three_jobs: Path, policy: str, avg_jct: float) -> No
     assert m.jobs == 3 and m.dropped == 0
 
 
+def test_busy_while_waiting_counts_only_time_when_a_job_waits(tmp_path: Path) -> None:
+    # Two GPUs: A (1 GPU, 100 s) at 0, B (2 GPUs, 10 s) at 1 waits until A ends: one of two GPUs held
+    # while B waits (0.5); before B arrives and after it starts nothing waits, so that time does not count.
+    trace = write_trace(
+        tmp_path / "t.csv", [("2017-10-01 00:00:00", 100.0, 1, "x"), ("2017-10-01 00:00:01", 10.0, 2, "x")]
+    )
+    m = measure(simulate(load(trace).jobs, 2, "fifo"))
+    assert m.busy_while_waiting == pytest.approx(0.5)
+    assert m.utilization == pytest.approx((100 + 20) / (2 * 110))
+
+
 def test_jobs_larger_than_cluster_are_dropped_and_counted(tmp_path: Path) -> None:
     trace = write_trace(
         tmp_path / "t.csv", [("2017-10-01 00:00:00", 10.0, 1, "x"), ("2017-10-01 00:00:05", 10.0, 8, "x")]

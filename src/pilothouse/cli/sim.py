@@ -68,6 +68,7 @@ def render(m: Metrics) -> None:
         ("average wait", f"{m.avg_wait_h:.2f} h"),
         ("makespan", f"{m.makespan_h:.0f} h"),
         ("GPU utilization", f"{m.utilization:.1%}"),
+        ("GPUs busy while jobs wait", f"{m.busy_while_waiting:.1%}"),
         ("Jain's index (held / fair share)", f"{m.jain:.3f}"),
         ("team-hours below 90% of fair share", f"{m.team_hours_below:.1%}"),
         ("hours with any team below 90%", f"{m.hours_any_below:.1%}"),

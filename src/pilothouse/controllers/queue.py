@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pilothouse.api.event import ObjectReference
@@ -56,6 +57,9 @@ class QueuePass:
         self.budgets = budgets
         """Month-to-date spend (from metering): teams whose budget holds jobs get none admitted."""
         self.last_decisions: Decisions | None = None
+        self.nominated: dict[str, list[str]] = {}
+        """Job id -> the jobs preempted for it, carried into the next passes (``Snapshot.nominated``) so
+        the room goes to the job it was freed for. Lost on restart: the job then competes like any other."""
 
     def _capacity(self) -> dict[str, int]:
         """What jobs may use: the runtime's capacity minus the accelerators model endpoints hold."""
@@ -74,8 +78,15 @@ class QueuePass:
         when = datetime.fromtimestamp(now, UTC)
         held = self.budgets.holding_jobs(teams, when) if self.budgets is not None else {}
         inputs = build_snapshot(now, self._capacity(), teams, jobs, held)
-        decisions = self.policy.schedule(inputs.snapshot)
+        pending = {p.id for p in inputs.snapshot.pending}
+        self.nominated = {k: v for k, v in self.nominated.items() if k in pending}
+        snapshot = replace(inputs.snapshot, nominated=dict(self.nominated))
+        decisions = self.policy.schedule(snapshot)
         self.last_decisions = decisions
+        for admit in decisions.admit:
+            self.nominated.pop(admit.job_id, None)
+        for preempt in decisions.preempt:
+            self.nominated.setdefault(preempt.for_job, []).append(preempt.job_id)
         by_id = {job_id(j): j for j in jobs}
 
         for admit in decisions.admit:

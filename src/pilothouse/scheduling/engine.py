@@ -59,11 +59,16 @@ class Rules:
     las_thresholds: tuple[float, ...] = (3600.0, 36000.0, 360000.0)
     """GPU-seconds of attained service at which a job drops to the next LAS queue."""
     scan_limit: int = 2000
-    reclaim_below: float = 0.9
-    """Reclaim starts when a team has less than this fraction of its fair share (hysteresis: without it,
-    fair shares that move with every arrival make borrowed jobs bounce), and takes it up to its fair share."""
     """Jobs a cycle may pass over after the first that cannot start (Slurm's ``bf_max_job_test``)."""
+    reclaim_below: float = 0.9
+    """Reclaim starts when a team has less than this fraction of its fair share, and may take a victim team
+    down to this fraction of *its* share, never lower (the band between them is the hysteresis: a victim
+    left at 90% or more never reclaims back, so jobs do not bounce). The reclaiming team gets its next job
+    even when that takes it past its share: its jobs may be larger than the gap."""
 
+
+RECLAIM_OPTIONS = 3
+"""How many of a starved team's waiting jobs one reclaim tries (its first, then smaller ones)."""
 
 LAS_PREEMPTORS = 16
 """LAS looks at this many jobs at the head of its queue for preemption per cycle."""
@@ -110,7 +115,15 @@ class Engine:
         self.free: list[float] = [float(c) for c in self.capacity]
         self.gpu = self.space.index.get(GPU)
         self._aging = rules.aging_per_hour / 3600.0
-        self._shares: tuple[tuple[int, int], list[list[float]]] | None = None
+        self._shares: tuple[int, list[list[float]]] | None = None
+        self._demand_changes = 0
+        """Bumped when some team's demand (running + pending) changes: an arrival, a release, a
+        withdrawal. Admitting a job moves it from pending to running and leaves demand, hence fair shares,
+        as they were, so the cycles that only admit reuse the cached shares."""
+        self.nominated: dict[str, list[str]] = {}
+        """Waiting job -> the jobs preempted to make room for it. A nominated job is offered that room first
+        in every later cycle, before the ordered walk, so the room a reclaim frees goes to the job it was
+        freed for (not to the victim's own requeued job, which would make the pair bounce)."""
 
     # -- state changes --------------------------------------------------------------------------------
 
@@ -152,9 +165,17 @@ class Engine:
         team = self._team(req.team)
         job = PendingJob(req, team, self._need(req), self.key(req), team if self.rules.per_team else 0)
         self.queues.add(job)
+        self._demand_changes += 1
 
     def withdraw(self, job_id: str) -> None:
         self.queues.remove(job_id)
+        self._demand_changes += 1
+        self.nominated.pop(job_id, None)
+
+    def nominate(self, job_id: str, victims: list[str]) -> None:
+        """``job_id`` waits for the room ``victims`` release (also how a snapshot carries it across cycles)."""
+        if job_id in self.queues.jobs:
+            self.nominated[job_id] = list(victims)
 
     def add_running(self, job: RunningJob) -> None:
         req = job.request
@@ -162,6 +183,7 @@ class Engine:
             raise ValueError(f"job {req.id!r} appears twice")
         rec = RunningRec(req, self._team(req.team), self._need(req), job.started, job.preemptible)
         self._start(rec)
+        self._demand_changes += 1
         if job.terminating:
             self._mark_terminating(rec)
 
@@ -194,6 +216,7 @@ class Engine:
     def release(self, job_id: str) -> RunningRec:
         """A running job ended (finished, failed, or its preemption completed): its resources are free."""
         rec = self.running.pop(job_id)
+        self._demand_changes += 1
         del self.by_team[rec.team][job_id]
         for r, amount_ in enumerate(rec.need):
             self.free[r] += amount_
@@ -215,8 +238,8 @@ class Engine:
         ]
 
     def shares(self) -> list[list[float]]:
-        """Fair share per team and resource, cached until usage or demand changes."""
-        stamp = (self.book.changes, self.queues.changes)
+        """Fair share per team and resource, cached until some team's demand changes."""
+        stamp = self._demand_changes
         if self._shares is None or self._shares[0] != stamp:
             self._shares = (stamp, self.book.fair_shares(self.demand()))
         return self._shares[1]
@@ -355,9 +378,30 @@ class _Cycle:
         self._admit(job, how)
         return "admitted"
 
+    def admit_nominated(self) -> None:
+        """Jobs room was made for by preemption start first, once their victims are gone. A nomination
+        lapses when the job starts or leaves, or when nothing it waits for still holds resources and it
+        still cannot start (its own quota or the cluster changed): it then competes again like any job."""
+        e = self.e
+        for job_id, victims in sorted(e.nominated.items(), key=lambda item: e.queues.jobs[item[0]].key):
+            job = e.queues.jobs[job_id]
+            block = e.book.check(job.team, job.need) if self.rules.quotas else None
+            if block is None and fits(job.need, self.avail):
+                self._admit(job, "reclaimed")
+            elif not any(v in e.running for v in victims):
+                del e.nominated[job_id]
+            else:
+                # Still waiting for its victims: what they release is not for anyone else.
+                for r, amount_ in enumerate(job.need):
+                    self.avail[r] = max(0.0, self.avail[r] - amount_)
+                self.claims[job_id] = [v for v in victims if v in e.running]
+                self.seen.add(job_id)
+                self._dirty = True
+
     def _admit(self, job: PendingJob, how: str) -> None:
         e = self.e
         reason = self._admit_reason(job, how)
+        e.nominated.pop(job.id, None)
         e.queues.remove(job.id)
         for r, amount_ in enumerate(job.need):
             self.avail[r] -= amount_
@@ -375,6 +419,8 @@ class _Cycle:
             prefix = (
                 f"backfill: ends before {head}'s reserved start ({relative(self.res.start - self.now)}); "
             )
+        elif how == "reclaimed":
+            prefix = "the room preempted for it is free; "
         elif how == "spare":
             prefix = f"backfill: uses only resources {head}'s reservation does not need; "
         else:
@@ -400,6 +446,8 @@ class _Cycle:
         """Walk the order until the first job that cannot start; then (unless strict) only backfill
         candidates, fetched from the indexes instead of walking the rest of the queues."""
         q = self.e.queues
+        if self.e.nominated:
+            self.admit_nominated()
         if self.two_phase:
             self._merge(self._within_nominal_lists(), shrinking=False, nominal_only=True)
             if self.head is not None:
@@ -561,6 +609,7 @@ class _Cycle:
             e._mark_terminating(rec)
             self.preempted.append(Preempt(victim.job_id, victim.reason, job.id))
         self.claims[job.id] = [v.job_id for v in victims]
+        e.nominate(job.id, [v.job_id for v in victims])
 
     def preempt_fair(self) -> None:
         """Reclaim for teams below their fair share, then priority within a team; one waiting job per team
@@ -585,15 +634,27 @@ class _Cycle:
             for t in range(len(book.teams))
             if e.by_team[t] and any(book.usage[t][r] > shares[t][r] + 1e-9 for r in managed)
         ]
+        if not any(pool):
+            # Nothing is terminating, so no job can wait for a release: only teams that may reclaim or
+            # preempt their own lower-priority jobs have anything to do here.
+            below = self.rules.reclaim_below
+            firsts = [
+                (team, job)
+                for team, job in firsts
+                if (
+                    book.cohort_of[team] >= 0
+                    and any(book.usage[team][r] < below * shares[team][r] for r in managed)
+                )
+                or min(e.priorities[team], default=job.req.priority) < job.req.priority
+            ]
         taken: set[str] = set()
         for team, job in sorted(firsts, key=starvation):
             if self._claim_terminating(job, pool):
                 continue
             victims: list[Victim] | None = None
+            beneficiary = job
             wants = [r for r in managed if job.need[r]]
-            in_fair = any(
-                book.usage[team][r] < self.rules.reclaim_below * shares[team][r] for r in wants
-            ) and all(book.usage[team][r] + job.need[r] <= shares[team][r] + 1e-9 for r in wants)
+            in_fair = any(book.usage[team][r] < self.rules.reclaim_below * shares[team][r] for r in wants)
             cohort = book.cohort_of[team]
             if in_fair and cohort >= 0:
                 ranked = sorted(
@@ -606,8 +667,11 @@ class _Cycle:
                     ),
                     key=_victim_order,
                 )
-                if ranked:
-                    victims = choose_victims(self, job, ranked, pool, mode="reclaim", shares=shares)
+                for option in self._reclaim_options(team, job) if ranked else ():
+                    victims = choose_victims(self, option, ranked, pool, mode="reclaim", shares=shares)
+                    if victims:
+                        beneficiary = option
+                        break
             if victims is None and min(e.priorities[team], default=job.req.priority) < job.req.priority:
                 ranked = sorted(
                     (
@@ -623,8 +687,21 @@ class _Cycle:
                 victims = choose_victims(self, job, ranked, pool, mode="priority", shares=shares)
             if victims:
                 taken.update(v.job_id for v in victims)
-                self._apply(job, victims)
+                self._apply(beneficiary, victims)
         self._undo_tentative()
+
+    def _reclaim_options(self, team: int, first: PendingJob) -> list[PendingJob]:
+        """The jobs a reclaim may make room for, in the team's order: its first job, then the first job of
+        each smaller request (no larger in any resource; at most ``RECLAIM_OPTIONS`` in all). A team whose first job is a gang larger
+        than anything its lenders can give back still gets its share through its smaller jobs; the large
+        one keeps its place and its reservation."""
+        q = self.e.queues
+        smaller = sorted(
+            bucket.keys[0]
+            for need, bucket in q.team_buckets[team].items()
+            if need != first.need and fits(need, first.need) and bucket.keys
+        )
+        return [first, *(q.jobs[key[-1]] for key in smaller[: RECLAIM_OPTIONS - 1])]
 
     def _undo_tentative(self) -> None:
         """Victims keep holding their quota until they are gone; only this phase counted them as freed."""

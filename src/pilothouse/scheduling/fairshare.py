@@ -34,7 +34,7 @@ def water_fill(
     """
     n_res = len(supply)
     if n_res == 1:
-        return [[a] for a in _fill_one([e[0] for e in excess], weights, supply[0])]
+        return [[a] for a in fill_one([e[0] for e in excess], weights, supply[0])]
     alloc = [[0.0] * n_res for _ in excess]
     # unit[t][r]: amount of r team t gets per unit of level (level = weighted dominant share).
     unit: list[list[float]] = []
@@ -80,7 +80,7 @@ def water_fill(
     return alloc
 
 
-def _fill_one(excess: Sequence[float], weights: Sequence[float], supply: float) -> list[float]:
+def fill_one(excess: Sequence[float], weights: Sequence[float], supply: float) -> list[float]:
     """Weighted max-min fairness of one resource (the common GPU-only case), O(teams log teams)."""
     alloc = [0.0] * len(excess)
     order = sorted(

@@ -46,6 +46,8 @@ def engine_for(rules: Rules, snapshot: Snapshot) -> Engine:
         engine.add_running(running)
     for pending in sorted(snapshot.pending, key=lambda job: (job.submitted, job.id)):
         engine.submit(pending)
+    for job_id in sorted(snapshot.nominated):
+        engine.nominate(job_id, list(snapshot.nominated[job_id]))
     return engine
 
 

@@ -1,7 +1,8 @@
 """Choosing victims: the fewest running jobs, in a fixed order, whose release lets one waiting job start.
 
-Three modes share the walk. ``reclaim`` (``fair``): a team below its fair share takes back borrowed
-resources from teams above theirs, never pushing a victim team below its own fair share. ``priority``
+Three modes share the walk. ``reclaim`` (``fair``): a team below 90% of its fair share takes back
+borrowed resources from teams above theirs, never pushing a victim team below 90% of its own share (the
+room then goes to the job it was freed for: ``Engine.nominated``). ``priority``
 (``fair``): within one team, a higher-priority job displaces lower-priority ones when the team is at
 quota. ``las``: a job with less attained service displaces jobs in a lower LAS queue. Candidates arrive
 ranked by the caller (lowest priority, then most recently started, first). A victim is taken only if it
@@ -64,7 +65,11 @@ def choose_victims(
             assert shares is not None
             own = shares[rec.team]
             usage = book.usage[rec.team]
-            if any(usage[r] - rec.need[r] < own[r] - EPS for r in book.managed_idx if rec.need[r]):
+            if any(
+                usage[r] - rec.need[r] < cycle.rules.reclaim_below * own[r] - EPS
+                for r in book.managed_idx
+                if rec.need[r]
+            ):
                 continue
         book.change(rec.team, rec.need, -1)
         chosen.append(rec)

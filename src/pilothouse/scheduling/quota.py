@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pilothouse.scheduling.fairshare import INF, cohort_fair_shares
+from pilothouse.scheduling.fairshare import INF, cohort_fair_shares, fill_one
 from pilothouse.scheduling.resources import ResourceSpace, Vec
 from pilothouse.scheduling.snapshot import TeamSpec
 
@@ -171,6 +171,9 @@ class QuotaBook:
             if self.cohort_of[i] < 0:
                 for r in self.managed_idx:
                     out[i][r] = min(demand[i][r], self.nominal[i][r])
+        if len(self.managed_idx) == 1:
+            self._one_resource_shares(demand, out)
+            return out
         for members in self.cohorts:
             if not self.managed_idx:
                 break
@@ -186,6 +189,25 @@ class QuotaBook:
                 for k, r in enumerate(rs):
                     out[i][r] = share[k]
         return out
+
+    def _one_resource_shares(self, demand: Sequence[Sequence[float]], out: list[list[float]]) -> None:
+        """``cohort_fair_shares`` for the common case of one managed resource (GPUs only), without the
+        per-resource vectors: the simulator asks for fair shares after almost every event."""
+        r = self.managed_idx[0]
+        nominal, borrow, lend, weight = self.nominal, self.borrow, self.lend, self.weight
+        for members in self.cohorts:
+            guaranteed = []
+            excess = []
+            supply = 0.0
+            for i in members:
+                want, nom = demand[i][r], nominal[i][r]
+                got = want if want < nom else nom
+                guaranteed.append(got)
+                supply += min(nom - got, lend[i][r])
+                excess.append(min(want - got, borrow[i][r]))
+            surplus = fill_one(excess, [weight[i] for i in members], supply)
+            for k, i in enumerate(members):
+                out[i][r] = guaranteed[k] + surplus[k]
 
 
 def _limit(team: TeamSpec, name: str, field: str) -> float:

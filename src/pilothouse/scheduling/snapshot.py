@@ -68,6 +68,9 @@ class Snapshot:
     teams: Mapping[str, TeamSpec]
     running: Sequence[RunningJob]
     pending: Sequence[JobRequest]
+    nominated: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Pending job -> the jobs an earlier decision preempted for it: once they are gone, the room they held
+    goes to that job first (the caller carries this from one decision to the next)."""
 
 
 @dataclass(frozen=True)
