@@ -15,7 +15,7 @@ generator) at one concurrency and a fixed request count per round:
   platform's metering interval, ``Settings.metering_seconds``), and a Prometheus-style scrape of
   ``/metrics`` every ``--scrape-interval`` seconds (default 15; 0 leaves it out).
 
-Rounds are interleaved (before, after, before, after, ...), so drift on the machine hits both alike;
+Rounds are interleaved (before, after, then after, before, ...), so drift on the machine hits both alike;
 each variant's median req/s is reported with its spread ((max - min) / median), and the ratio
 after / before of the medians and of each round's pair. Sampling starts with each "after" round, so a
 round shorter than the interval still gets one sample: short rounds overstate the cost, never hide it.
@@ -78,7 +78,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def model_server(variant: str, model: Path) -> Iterator[Server]:
+def model_server(variant: str, model: Path, pin: int | None = None) -> Iterator[Server]:
     """Start one model server (``--no-metrics`` for "before"); check the variant is what it claims."""
     port = free_port()
     cmd = [sys.executable, "-m", "pilothouse.serving.modelserver", "--name", "iris"]
@@ -87,6 +87,8 @@ def model_server(variant: str, model: Path) -> Iterator[Server]:
         cmd.append("--no-metrics")
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    if pin is not None:
+        os.sched_setaffinity(proc.pid, {pin})
     try:
         wait_ready(proc, f"{base}/v2/health/ready", time.perf_counter())
         metrics = httpx.get(f"{base}/metrics", timeout=5).status_code
@@ -195,8 +197,13 @@ def print_report(
         "after": f"metrics on; psutil sampler every {params['sample_interval']:g} s{scrape}",
     }
     print(
-        f"\n{machine['cores']} cores, {machine['cpu']}; generator {params['generator']} on the same cores; "
-        f"load average at start {machine['load_avg_at_start']}, at end {[round(x, 2) for x in os.getloadavg()]}"
+        f"\n{machine['cores']} cores, {machine['cpu']}; generator {params['generator']} "
+        + (
+            f"on other cores than the servers (pinned to CPU {params['pinned_server_cpu']}); "
+            if params.get("pinned_server_cpu") is not None
+            else "on the same cores; "
+        )
+        + f"load average at start {machine['load_avg_at_start']}, at end {[round(x, 2) for x in os.getloadavg()]}"
     )
     print(
         f"concurrency {params['concurrency']}, {params['requests']} requests per round, "
@@ -247,6 +254,11 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--generator", choices=["auto", "hey", "python"], default="auto")
     ap.add_argument("--round-timeout", type=float, default=180.0, help="wall-clock cap per round (s)")
     ap.add_argument("--json", type=Path, help="also write every raw number here")
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin both servers to the last core and the generator to the others (less noise on few cores)",
+    )
     args = ap.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.requests = args.requests or (1500 if args.quick else 40000)
@@ -268,6 +280,16 @@ def main() -> int:
         "scrape_interval": args.scrape_interval,
         "generator": generator,
     }
+    server_cpu = None
+    if args.pin:
+        # The servers on the last core, this process, its sampler and the load generator (a child, it
+        # inherits) on the others: the generator no longer steals the server's core at random.
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("--pin needs at least 2 cores")
+        server_cpu = cores[-1]
+        os.sched_setaffinity(0, set(cores[:-1]))
+    params["pinned_server_cpu"] = server_cpu
     rounds: list[Round] = []
     sampler = PsutilSampler.with_nvml()
     samples_cpu_s, samples = 0.0, 0
@@ -276,12 +298,16 @@ def main() -> int:
         body_file = work / "body.json"
         body_file.write_bytes(orjson.dumps(BODY))
         model = train_iris(work)
-        servers = {v: stack.enter_context(model_server(v, model)) for v in VARIANTS}
+        servers = {v: stack.enter_context(model_server(v, model, server_cpu)) for v in VARIANTS}
         for server in servers.values():  # warm-up: lazy imports, allocations, connections
             drive(generator, server.url + INFER, body_file, 500, args.concurrency, args.round_timeout)
         try:
             for index in range(args.rounds):
-                for variant, server in servers.items():
+                # ABBA order: each variant goes first in half the rounds, so a trend within a round
+                # (warm caches, a neighbour starting up) does not favour one of them.
+                order = list(VARIANTS) if index % 2 == 0 else list(reversed(VARIANTS))
+                for variant in order:
+                    server = servers[variant]
                     url = server.url + INFER
                     if variant == "before":
                         result = drive(

@@ -19,6 +19,7 @@ from pilothouse.api.team import Team
 from pilothouse.controllers.job import JobReconciler, TeamReconciler
 from pilothouse.controllers.manager import Manager
 from pilothouse.controllers.queue import QueuePass
+from pilothouse.controllers.queue_snapshot import job_id
 from pilothouse.scheduling.policies import make_policy
 from pilothouse.store.sql import SqlStore
 from support import wait_for
@@ -145,12 +146,16 @@ def test_borrowing_then_reclaim_restores_the_owners_share(make_queue: Any) -> No
     )
     victim = "v1" if q.phase("v1", "vision") == "Preempting" else "v2"
     assert q.phase("n1", "nlp") == "Pending", "the owner waits until the borrowed GPUs are released"
+    nominated = q.queue.nominated.get(job_id(q.get("n1", "nlp")))
+    assert nominated == [job_id(q.get(victim, "vision"))], "the room being freed is held for n1"
     assert any(uid == q.uid(victim, "vision") for uid, _ in q.runtime.stop_requests)
     grace = next(g for uid, g in q.runtime.stop_requests if uid == q.uid(victim, "vision"))
     assert grace == 30.0, "the job's preemption grace period is passed to the runtime"
 
     q.runtime.finish_job(q.uid(victim, "vision"), "Stopped")
     wait_for(lambda: q.phase("n1", "nlp") == "Running", what="owner admitted after reclaim")
+    assert q.get("n1", "nlp").status.message.startswith("the room preempted for it is free")
+    assert not q.queue.nominated, "a nomination ends when its job starts"
     requeued = q.get(victim, "vision").status
     assert (requeued.phase, requeued.preemptions, requeued.failures) == ("Pending", 1, 0)
     assert any(e.reason == "Preempted" and e.involvedObject.name == victim for e in q.store.list_events())

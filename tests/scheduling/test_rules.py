@@ -267,3 +267,24 @@ def test_a_nominated_job_keeps_the_room_while_its_victims_terminate() -> None:
     assert decisions.admit == []
     waiting = {w.job_id: w.reason for w in decisions.waiting}
     assert "b3" in waiting["x"]
+
+
+def test_a_starved_job_held_by_the_reservation_gets_room_of_its_own_from_victims() -> None:
+    # c-big (4) is the head and reserves until b's jobs end; a-small (1, long) fits in the 2 free GPUs
+    # but would delay that reservation, so backfill refuses it. a is below 90% of its share, so it
+    # takes its GPU from b (above its share) instead: a swap that leaves the head's start where it was.
+    teams = [team("a", 4), team("b", 4), team("c", 4)]
+    run = [running(job("a0", "a", 1))]
+    run += [running(job(f"b{i}", "b", 1), started=float(i)) for i in range(9)]
+    pending = [
+        job("c-big", "c", 4, submitted=1.0),
+        job("a-small", "a", 1, submitted=2.0, duration=1e6),
+        job("b-more", "b", 4, submitted=0.5),
+    ]
+    decisions = make_policy("fair").schedule(snap(12, teams, run, pending))
+    assert decisions.admit == []
+    preempted = [(p.job_id, p.for_job) for p in decisions.preempt]
+    # b (share 6) may go from 9 down to 6: two GPUs for c-big (with the 2 free), one for a-small.
+    assert preempted == [("b8", "c-big"), ("b7", "c-big"), ("b6", "a-small")]
+    waiting = {w.job_id: w.reason for w in decisions.waiting}
+    assert waiting["a-small"] == "team a: waiting for preempted job b6 to release 1 nvidia.com/gpu"

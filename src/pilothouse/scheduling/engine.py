@@ -592,6 +592,8 @@ class _Cycle:
 
     def _claim_terminating(self, job: PendingJob, pool: list[float]) -> bool:
         """If what is free plus what terminating jobs will release covers ``job``, it waits for that."""
+        if fits(job.need, self.avail):
+            return False  # it fits now: what holds it is the reservation, not a release
         soon = [a + p for a, p in zip(self.avail, pool, strict=True)]
         if not fits(job.need, soon):
             return False
@@ -668,7 +670,18 @@ class _Cycle:
                     key=_victim_order,
                 )
                 for option in self._reclaim_options(team, job) if ranked else ():
-                    victims = choose_victims(self, option, ranked, pool, mode="reclaim", shares=shares)
+                    # A job that fits in what is free but did not start is held by the head's
+                    # reservation: it gets room of its own from the victims (a swap, so the head's
+                    # reserved start is not delayed: the victims release now what the job takes).
+                    victims = choose_victims(
+                        self,
+                        option,
+                        ranked,
+                        pool,
+                        mode="reclaim",
+                        shares=shares,
+                        own_room=self.head is not None and fits(option.need, self.avail),
+                    )
                     if victims:
                         beneficiary = option
                         break

@@ -39,12 +39,15 @@ def choose_victims(
     mode: str,
     shares: list[list[float]] | None,
     levels: dict[str, int] | None = None,
+    own_room: bool = False,
 ) -> list[Victim] | None:
+    """``own_room``: the victims must release all the job needs (it may not count on what is free now)."""
     e = cycle.e
     book = e.book
     names = e.space.names
     quotas = cycle.rules.quotas
-    soon = [a + p for a, p in zip(cycle.avail, pool, strict=True)]
+    base = [0.0] * len(cycle.avail) if own_room else cycle.avail
+    soon = [a + p for a, p in zip(base, pool, strict=True)]
     chosen: list[RunningRec] = []
 
     def short_of() -> set[int]:
@@ -85,7 +88,7 @@ def choose_victims(
         # What the job will take beyond what is free now and what its victims release comes out of the
         # terminating pool other waiting jobs may count on.
         from_victims = sum(rec.need[r] for rec in chosen)
-        pool[r] -= max(0.0, min(pool[r], n - cycle.avail[r] - from_victims))
+        pool[r] -= max(0.0, min(pool[r], n - base[r] - from_victims))
     assert fits(job.need, soon)
     return [Victim(rec.id, _reason(cycle, job, rec, mode, shares, levels, names)) for rec in chosen]
 
