@@ -16,7 +16,7 @@ import pytest
 
 from fakes import FakeRuntime
 from pilothouse.api.job import Job
-from pilothouse.api.modelendpoint import ModelEndpoint, Resources
+from pilothouse.api.modelendpoint import ModelEndpoint, Resources, RevisionRecord
 from pilothouse.api.team import Team
 from pilothouse.controllers.budgets import BudgetLedger
 from pilothouse.controllers.costing import CostReports
@@ -219,6 +219,30 @@ def test_job_workers_are_metered_per_attempt(rig: Rig) -> None:
     assert all(rig.intervals()[i].interval.end == T0 + timedelta(seconds=5) for i in ids)
     rows = rig.reports.rows("1h", "job")[1]
     assert rows[0].key == {"team": "vision", "name": "train"} and round(rows[0].gpu_hours * 3600, 6) == 10
+
+
+def test_a_replica_is_charged_what_its_own_revision_requests(rig: Rig) -> None:
+    # v1 asked for 2 CPUs; v2 (a canary) asks for 4. While both serve, each replica's interval carries
+    # its own revision's requests (from the spec history), not the latest spec's.
+    chat = rig.store.create(endpoint())
+    assert isinstance(chat, ModelEndpoint) and chat.metadata.uid
+    chat.spec.resources.cpu = "4"
+    chat = rig.store.update(chat)
+    assert isinstance(chat, ModelEndpoint) and chat.metadata.generation == 2
+    chat.status.revisions = [
+        RevisionRecord(revision=1, generation=1, templateHash="v1"),
+        RevisionRecord(revision=2, generation=2, templateHash="v2"),
+    ]
+    chat.status.latestRevision, chat.status.stableRevision = 2, 1
+    chat = rig.store.update_status(chat)
+    assert isinstance(chat, ModelEndpoint)
+    rig.replica(chat, "chat-1-a", revision=1)
+    rig.replica(chat, "chat-2-a", revision=2)
+    rig.loop.tick()
+    found = rig.intervals()
+    uid = chat.metadata.uid
+    assert found[f"{uid}/chat-1-a"].interval.requested["cpu"] == "2"
+    assert found[f"{uid}/chat-2-a"].interval.requested["cpu"] == "4"
 
 
 def test_requests_are_tallied_per_revision_and_split_over_its_replicas(rig: Rig) -> None:

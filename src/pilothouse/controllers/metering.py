@@ -5,7 +5,8 @@ the workers of every running Job attempt — and keeps **exactly one open interv
 or worker**, keyed by a stable id (``<owner uid>/<replica id>``, ``<owner uid>/attempt-N/worker-I``):
 
 * a replica or worker seen for the first time opens an interval starting *now* (first sight, so the
-  start is late by at most one period), with its requests from the spec (``ResourceRequests.from_api``),
+  start is late by at most one period), with its requests from the spec (``ResourceRequests.from_api``;
+  for a replica of an older revision still serving, that revision's own spec from the spec history),
   pool ``local``, owner and revision or attempt;
 * an open interval whose replica or worker is gone is closed at ``min(now, last seen + period)``: in
   normal operation that is now; after a control plane was down for a day, it is shortly after the
@@ -42,7 +43,7 @@ from typing import TypeVar
 
 from pilothouse.api.event import ObjectReference
 from pilothouse.api.job import Job
-from pilothouse.api.modelendpoint import ModelEndpoint
+from pilothouse.api.modelendpoint import ModelEndpoint, ModelEndpointSpec
 from pilothouse.api.team import Team
 from pilothouse.controllers.budgets import BUDGET_EXCEEDED, BudgetLedger, spend_text, status_text
 from pilothouse.controllers.costing import CostReports, requested_map
@@ -153,8 +154,10 @@ class MeteringLoop:
             assert isinstance(endpoint, ModelEndpoint) and endpoint.metadata.uid
             uid = endpoint.metadata.uid
             endpoint_uids.add(uid)
-            requested = requested_map(ResourceRequests.from_api(endpoint.spec.resources))
+            by_revision = self._revision_requests(endpoint)
+            latest = requested_map(ResourceRequests.from_api(endpoint.spec.resources))
             for replica in self.runtime.observe(uid):
+                requested = by_revision.get(replica.revision, latest)
                 record = self._record(
                     f"{uid}/{replica.id}", endpoint, requested, now, revision=replica.revision
                 )
@@ -174,6 +177,22 @@ class MeteringLoop:
         for uid in self.jobs.job_owners() - job_uids:
             alive.update(interval_id for interval_id, *_ in self._workers(uid))
         return seen, alive
+
+    def _revision_requests(self, endpoint: ModelEndpoint) -> dict[int, dict[str, str]]:
+        """What a replica of each older revision still in play reserves, from that revision's own spec
+        (a canary of 2 GPUs next to a stable revision of 1 is charged 2 and 1, not 2 and 2)."""
+        status, uid = endpoint.status, endpoint.metadata.uid
+        generations = {
+            r.generation: r.revision for r in status.revisions if r.revision != status.latestRevision
+        }
+        if not generations or uid is None:
+            return {}
+        out: dict[int, dict[str, str]] = {}
+        for past in self.store.history(uid):
+            if past.generation in generations:
+                spec = ModelEndpointSpec.model_validate(past.spec)
+                out[generations[past.generation]] = requested_map(ResourceRequests.from_api(spec.resources))
+        return out
 
     def _workers(self, uid: str) -> list[tuple[str, int | None, tuple[str, ...], int]]:
         assert self.jobs is not None
