@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -49,6 +50,7 @@ sys.path.insert(0, str(HERE.parent))
 from common import machine_info, pick_generator, train_iris  # noqa: E402
 from modelserver.bench import BODY, drive, free_port, wait_ready  # noqa: E402
 from pilothouse.controllers.usage import PsutilSampler  # noqa: E402
+from pilothouse.serving.modelserver.metrics import ModelMetrics, NoMetrics  # noqa: E402
 from pilothouse.settings import Settings  # noqa: E402
 
 INFER = "/v2/models/iris/infer"
@@ -68,6 +70,8 @@ class Round:
     p99_ms: float
     samples: int = 0
     scrapes: int = 0
+    server_cpu_us: float = 0.0
+    """The server's own CPU time (user + system) per successful request in this round."""
 
 
 @dataclass
@@ -102,6 +106,36 @@ def model_server(variant: str, model: Path, pin: int | None = None) -> Iterator[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def recording_cost_us(calls: int = 200_000) -> dict[str, float]:
+    """What metrics add per request, measured directly: the model server's per-request recording call
+    (``ModelMetrics.record``: a counter and a histogram of a cached child) against ``NoMetrics``, in
+    this process, best of 5. Unlike the end-to-end rounds this has no load generator in it, so it
+    resolves microseconds."""
+    out = {}
+    for name, metrics in (("on", ModelMetrics("iris")), ("off", NoMetrics())):
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(calls):
+                metrics.record(200, 0.0012)
+            best = min(best, time.perf_counter() - started)
+        out[name] = best / calls * 1e6
+    out["added"] = out["on"] - out["off"]
+    metrics = ModelMetrics("iris")
+    for status in (200, 400, 500):
+        metrics.record(status, 0.0012)
+    started = time.perf_counter()
+    for _ in range(200):
+        metrics.exposition()
+    out["scrape"] = (time.perf_counter() - started) / 200 * 1e6
+    return out
+
+
+def server_cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 class Observed:
@@ -150,6 +184,10 @@ class Observed:
                 self._stop.wait(max(0.0, due - time.monotonic()))
 
 
+def _spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values)
+
+
 def summarize(rounds: list[Round]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for variant in VARIANTS:
@@ -161,6 +199,8 @@ def summarize(rounds: list[Round]) -> dict[str, Any]:
             "min_rps": min(rps),
             "max_rps": max(rps),
             "spread": (max(rps) - min(rps)) / median,
+            "server_cpu_us": statistics.median(r.server_cpu_us for r in rounds if r.variant == variant),
+            "server_cpu_spread": _spread([r.server_cpu_us for r in rounds if r.variant == variant]),
             "p50_ms": statistics.median(r.p50_ms for r in rounds if r.variant == variant),
             "p99_ms": statistics.median(r.p99_ms for r in rounds if r.variant == variant),
             "ok": sum(r.ok for r in rounds if r.variant == variant),
@@ -171,6 +211,17 @@ def summarize(rounds: list[Round]) -> dict[str, Any]:
         by_round[(i, "after")].rps / by_round[(i, "before")].rps for i in sorted({r.index for r in rounds})
     ]
     out["ratio"] = out["after"]["median_rps"] / out["before"]["median_rps"]
+    cpu_pairs = [
+        by_round[(i, "before")].server_cpu_us / by_round[(i, "after")].server_cpu_us
+        for i in sorted({r.index for r in rounds})
+    ]
+    # Capacity ratio: a CPU-bound server's request rate is 1 / (CPU per request).
+    out["cpu_ratio"] = out["before"]["server_cpu_us"] / out["after"]["server_cpu_us"]
+    out["cpu_pair_ratios"] = {
+        "median": statistics.median(cpu_pairs),
+        "min": min(cpu_pairs),
+        "max": max(cpu_pairs),
+    }
     out["pair_ratios"] = {"median": statistics.median(pairs), "min": min(pairs), "max": max(pairs)}
     return out
 
@@ -186,6 +237,23 @@ def verdict(summary: dict[str, Any]) -> str:
         )
     within = "within" if ratio >= 1 - BUDGET else "OVER"
     return f"{change}: {within} the {BUDGET * 100:.0f} % budget (rounds spread at most {noise * 100:.1f} %)"
+
+
+def cpu_verdict(summary: dict[str, Any]) -> str:
+    """The same question from the server's side: its CPU per request, which the load generator's own
+    jitter does not move (on few cores the generator, not the server, often sets the request rate)."""
+    before, after = summary["before"], summary["after"]
+    ratio = summary["cpu_ratio"]
+    pairs = summary["cpu_pair_ratios"]
+    noise = max(before["server_cpu_spread"], after["server_cpu_spread"])
+    head = (
+        f"server CPU per request: before {before['server_cpu_us']:.0f} us, after {after['server_cpu_us']:.0f} us; "
+        f"capacity after/before = {ratio:.3f} ({(ratio - 1) * 100:+.1f} %), per round pair {pairs['min']:.3f}-{pairs['max']:.3f}"
+    )
+    if noise > BUDGET:
+        return f"{head}; rounds spread {noise * 100:.1f} %: cannot resolve a {BUDGET * 100:.0f} % effect"
+    within = "within" if ratio >= 1 - BUDGET else "OVER"
+    return f"{head}: {within} the {BUDGET * 100:.0f} % budget (rounds spread at most {noise * 100:.1f} %)"
 
 
 def print_report(
@@ -223,16 +291,32 @@ def print_report(
         f"\nafter / before: **{summary['ratio']:.3f}** (medians); per round pair: median {pairs['median']:.3f}, "
         f"range {pairs['min']:.3f}-{pairs['max']:.3f}"
     )
-    print("\n| round | before req/s | after req/s | after / before | samples | scrapes |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| round | before req/s | after req/s | after / before | before CPU us/req | after CPU us/req "
+        "| samples | scrapes |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     by_round = {(r.index, r.variant): r for r in rounds}
     for i in sorted({r.index for r in rounds}):
         b, a = by_round[(i, "before")], by_round[(i, "after")]
-        print(f"| {i + 1} | {b.rps:.0f} | {a.rps:.0f} | {a.rps / b.rps:.3f} | {a.samples} | {a.scrapes} |")
+        print(
+            f"| {i + 1} | {b.rps:.0f} | {a.rps:.0f} | {a.rps / b.rps:.3f} | {b.server_cpu_us:.0f} "
+            f"| {a.server_cpu_us:.0f} | {a.samples} | {a.scrapes} |"
+        )
     cost = params.get("sample_cpu_us")
     if cost is not None:
         print(f"\nsampler CPU per sample (in the sampling process, not the server): {cost:.0f} us")
     print(f"\n{verdict(summary)}")
+    print(cpu_verdict(summary))
+    rec = params.get("recording_us")
+    if rec is not None:
+        share = rec["added"] / summary["before"]["server_cpu_us"]
+        print(
+            f"recording one request's metrics: {rec['on']:.2f} us on, {rec['off']:.2f} us off: "
+            f"{rec['added']:.2f} us added = {share * 100:.2f} % of the server's "
+            f"{summary['before']['server_cpu_us']:.0f} us of CPU per request; one /metrics scrape "
+            f"{rec['scrape']:.0f} us of server CPU"
+        )
 
 
 def parse_args() -> argparse.Namespace:
@@ -258,6 +342,12 @@ def parse_args() -> argparse.Namespace:
         "--pin",
         action="store_true",
         help="pin both servers to the last core and the generator to the others (less noise on few cores)",
+    )
+    ap.add_argument(
+        "--same-servers",
+        dest="fresh",
+        action="store_false",
+        help="keep one server per variant for the whole run (default: fresh servers every round)",
     )
     args = ap.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)
@@ -298,30 +388,48 @@ def main() -> int:
         body_file = work / "body.json"
         body_file.write_bytes(orjson.dumps(BODY))
         model = train_iris(work)
-        servers = {v: stack.enter_context(model_server(v, model, server_cpu)) for v in VARIANTS}
-        for server in servers.values():  # warm-up: lazy imports, allocations, connections
-            drive(generator, server.url + INFER, body_file, 500, args.concurrency, args.round_timeout)
+        servers: dict[str, Server] = {}
         try:
             for index in range(args.rounds):
+                if index == 0 or args.fresh:
+                    # Fresh processes every round: a server process is a little faster or slower for
+                    # its whole life (memory layout, hash seeds), which would otherwise be read as the
+                    # variant's cost.
+                    stack.close()
+                    servers = {v: stack.enter_context(model_server(v, model, server_cpu)) for v in VARIANTS}
+                    for server in servers.values():  # warm-up: lazy imports, allocations, connections
+                        drive(
+                            generator,
+                            server.url + INFER,
+                            body_file,
+                            500,
+                            args.concurrency,
+                            args.round_timeout,
+                        )
                 # ABBA order: each variant goes first in half the rounds, so a trend within a round
                 # (warm caches, a neighbour starting up) does not favour one of them.
                 order = list(VARIANTS) if index % 2 == 0 else list(reversed(VARIANTS))
                 for variant in order:
                     server = servers[variant]
                     url = server.url + INFER
+                    cpu_before = server_cpu_seconds(server.pid)
                     if variant == "before":
                         result = drive(
                             generator, url, body_file, args.requests, args.concurrency, args.round_timeout
                         )
                         rounds.append(Round(index, variant, *result))
-                        continue
-                    with Observed(sampler, server, args.sample_interval, args.scrape_interval) as seen:
-                        result = drive(
-                            generator, url, body_file, args.requests, args.concurrency, args.round_timeout
+                    else:
+                        with Observed(sampler, server, args.sample_interval, args.scrape_interval) as seen:
+                            result = drive(
+                                generator, url, body_file, args.requests, args.concurrency, args.round_timeout
+                            )
+                        rounds.append(
+                            Round(index, variant, *result, samples=seen.samples, scrapes=seen.scrapes)
                         )
-                    rounds.append(Round(index, variant, *result, samples=seen.samples, scrapes=seen.scrapes))
-                    samples_cpu_s += seen.sample_cpu_s
-                    samples += seen.samples
+                        samples_cpu_s += seen.sample_cpu_s
+                        samples += seen.samples
+                    spent = server_cpu_seconds(server.pid) - cpu_before
+                    rounds[-1].server_cpu_us = spent / max(rounds[-1].ok, 1) * 1e6
                 print(
                     f"round {index + 1}/{args.rounds}: "
                     + ", ".join(f"{r.variant} {r.rps:.0f} req/s" for r in rounds[-2:]),
@@ -330,6 +438,7 @@ def main() -> int:
         finally:
             sampler.close()
     params["sample_cpu_us"] = samples_cpu_s / samples * 1e6 if samples else None
+    params["recording_us"] = recording_cost_us(20_000 if args.quick else 200_000)
     summary = summarize(rounds)
     print_report(summary, rounds, params, machine)
     if args.json:
