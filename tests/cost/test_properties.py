@@ -28,7 +28,7 @@ from pilothouse.cost import (
 from pilothouse.cost.metering import KINDS
 from pilothouse.cost.money import NANO, split
 
-from .builders import GIB, T0
+from .builders import GIB, T0, interval
 
 D = Decimal
 POOLS = ("local", "h100")
@@ -129,6 +129,19 @@ def test_allocated_plus_idle_is_capacity(scenario: tuple) -> None:  # type: igno
         assert pool.allocated_cost + pool.idle_cost == pool.capacity_cost
     capacity_cost = sum((p.capacity_cost for p in allocation.pools), D(0))
     assert allocation.workload_cost + allocation.idle_cost == capacity_cost == allocation.total
+
+
+def test_rows_that_exactly_fill_a_pool_are_not_overage_by_rounding() -> None:
+    # Found by test_allocated_plus_idle_is_capacity: two 3.5-core rows for one minute on a 7-core pool at
+    # $0.05 per core-hour each round up to 0.002916667, one nano above half the pool's 0.005833333.
+    rows = [interval(f"w{i}", pool="h100", cpu="3.5", start=0, end=1 / 60) for i in range(2)]
+    window = Window(T0, T0 + timedelta(minutes=1))
+    pool = PoolCapacity("h100", cpu_cores=D(7), memory_bytes=D(0), accelerators={})
+    allocation = allocate(rows, BOOK, window, window.end, capacity=[pool], idle="separate")
+    [idle] = allocation.pools
+    assert [row.cost for row in allocation.intervals] == [D("0.002916667")] * 2
+    assert (idle.overage_cost, idle.idle_cost) == (0, 0)
+    assert idle.capacity_cost == idle.allocated_cost == D("0.005833334")
 
 
 @settings(max_examples=60, deadline=None)

@@ -17,7 +17,10 @@ the waste a team can act on. It is a label on cost already charged, not an extra
 per resource: ``capacity x window hours x price - sum of the pool's charges``. Capacity is passed in per
 pool (``PoolCapacity``), constant over the window; a pool without one has no idle. Idle below zero
 (usage above every request and above capacity, i.e. inconsistent data) is clamped to zero and reported
-as ``overage_cost``, so ``capacity = allocated + idle - overage`` holds exactly, per pool.
+as ``overage_cost``, so ``capacity = allocated + idle - overage`` holds exactly, per pool. (Charges are
+rounded to the nano-dollar per row and capacity once; when rows that exactly fill a resource sum to at
+most one nano per row above its capacity cost, the capacity cost is taken as the charged sum: rounding
+is not reported as overage.)
 
 With ``idle="separate"`` idle stays in ``Allocation.pools`` and views show it as one ``__idle__`` row.
 With ``idle="share"`` each pool's idle is distributed to the workloads that ran on that pool, **per
@@ -44,6 +47,7 @@ from pilothouse.cost.metering import MeteredInterval, Owner, UsageSummary, summa
 from pilothouse.cost.money import (
     BYTES_PER_GIB,
     SECONDS_PER_HOUR,
+    NANO,
     ZERO,
     amount_map,
     charge,
@@ -324,8 +328,13 @@ def _pool_idle(
 
     idle: dict[str, Decimal] = {}
     overage = ZERO
-    for resource, owned in capacity.items():
+    for resource, owned in list(capacity.items()):
         allocated = sum((cost_of(row, resource) for row in rows), ZERO)
+        if ZERO < allocated - owned <= NANO * len(rows):
+            # Each row is rounded to the nano-dollar on its own, the capacity once: rows that exactly fill
+            # the capacity can sum a few nanos above it. That is rounding, not overage: the capacity cost
+            # is taken as what was charged.
+            owned = capacity[resource] = allocated
         idle[resource] = max(ZERO, owned - allocated)
         overage += max(ZERO, allocated - owned)
 
