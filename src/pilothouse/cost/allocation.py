@@ -46,8 +46,8 @@ from typing import Literal, get_args
 from pilothouse.cost.metering import MeteredInterval, Owner, UsageSummary, summarize_usage
 from pilothouse.cost.money import (
     BYTES_PER_GIB,
-    SECONDS_PER_HOUR,
     NANO,
+    SECONDS_PER_HOUR,
     ZERO,
     amount_map,
     charge,
@@ -328,9 +328,10 @@ def _pool_idle(
 
     idle: dict[str, Decimal] = {}
     overage = ZERO
-    for resource, owned in list(capacity.items()):
+    for resource, rounded in list(capacity.items()):
         allocated = sum((cost_of(row, resource) for row in rows), ZERO)
-        if ZERO < allocated - owned <= NANO * len(rows):
+        owned = rounded
+        if ZERO < allocated - rounded <= NANO * len(rows):
             # Each row is rounded to the nano-dollar on its own, the capacity once: rows that exactly fill
             # the capacity can sum a few nanos above it. That is rounding, not overage: the capacity cost
             # is taken as what was charged.
