@@ -62,6 +62,20 @@ def test_busy_while_waiting_counts_only_time_when_a_job_waits(tmp_path: Path) ->
     assert m.utilization == pytest.approx((100 + 20) / (2 * 110))
 
 
+def test_one_job_credit_separates_gang_granularity_from_unfairness(tmp_path: Path) -> None:
+    # Four GPUs, shares 2 and 2. x's 4-GPU gang runs for 2 h; y's 4-GPU gang waits: y holds 0 of its
+    # share of 2 (below target), but reclaim cannot take x's one job without leaving x at 0. Credited
+    # with its smallest waiting job (4 GPUs), y is not below: the shortfall is granularity.
+    trace = write_trace(
+        tmp_path / "t.csv",
+        [("2017-10-01 00:00:00", 7200.0, 4, "x"), ("2017-10-01 00:00:01", 7200.0, 4, "y")],
+    )
+    m = measure(simulate(load(trace).jobs, 4, "fair"))
+    assert m.preemptions == 0
+    assert m.team_hours_below > 0
+    assert m.team_hours_below_one_job == 0
+
+
 def test_jobs_larger_than_cluster_are_dropped_and_counted(tmp_path: Path) -> None:
     trace = write_trace(
         tmp_path / "t.csv", [("2017-10-01 00:00:00", 10.0, 1, "x"), ("2017-10-01 00:00:05", 10.0, 8, "x")]

@@ -71,6 +71,7 @@ def render(m: Metrics) -> None:
         ("GPUs busy while jobs wait", f"{m.busy_while_waiting:.1%}"),
         ("Jain's index (held / fair share)", f"{m.jain:.3f}"),
         ("team-hours below 90% of fair share", f"{m.team_hours_below:.1%}"),
+        ("...even with one more of its smallest waiting job", f"{m.team_hours_below_one_job:.1%}"),
         ("hours with any team below 90%", f"{m.hours_any_below:.1%}"),
         ("preemptions", str(m.preemptions)),
         ("scheduling cycles", str(m.cycles)),

@@ -8,7 +8,9 @@ sit idle while work waits": GPUs held / GPUs, integrated over the time at least 
 Fairness is measured against the fair share the core computes
 (``fairshare``) for every team *while it has waiting jobs*: per team-hour, the GPU-seconds it held
 divided by the GPU-seconds of its fair share, over the part of that hour it had jobs waiting. A
-team-hour "below target" is one under 90% (the issue's target is zero such hours). Jain's index is over
+team-hour "below target" is one under 90% (the issue's target is zero such hours); "below by more than
+one job" also credits the team with one more of its smallest waiting job over the time it waited (the
+"up to one job" relaxation of fair division, EF1), to separate job granularity from unfairness. Jain's index is over
 each team's whole-run ratio of the same two integrals, capped at 1 (1.0 = every team got all of its fair
 share while it waited; the cap keeps a team with a near-zero share, which one job puts thousands of times
 over it, from dominating the index). Share vs entitlement compares each team's share of all GPU-seconds delivered with its
@@ -59,6 +61,9 @@ class Metrics:
     jain: float
     team_hours_below: float
     """Fraction of team-hours with waiting jobs in which the team got < 90% of its fair share."""
+    team_hours_below_one_job: float
+    """The same, counting each team as also holding one more of its smallest waiting job ("up to one
+    job", like EF1 in fair division): what is left once job granularity is forgiven."""
     hours_any_below: float
     """Fraction of hours in which at least one team with waiting jobs got < 90% of its fair share."""
     preemptions: int
@@ -88,7 +93,7 @@ def measure(run: SimRun) -> Metrics:
     for o in done:
         delivered[o.job.team] += o.job.duration * o.job.gpus
     total = sum(delivered.values()) or 1.0
-    held, owed, below, waited, hours_any, hours_total = _fairness(run, len(names))
+    held, owed, below, waited, hours_any, hours_total, below_one = _fairness(run, len(names))
     teams = []
     ratios = []
     for i, name in enumerate(names):
@@ -105,7 +110,9 @@ def measure(run: SimRun) -> Metrics:
                 hours_waiting=int(waited[i]),
             )
         )
-    jain = (sum(ratios) ** 2) / (len(ratios) * sum(r * r for r in ratios)) if ratios else 1.0
+    squares = sum(r * r for r in ratios)
+    # Jain's index measures equality: no ratios, or all of them 0, is equal (and would be 0 / 0).
+    jain = float(sum(ratios) ** 2 / (len(ratios) * squares)) if squares > 0 else 1.0
     return Metrics(
         policy=run.policy,
         gpus=run.gpus,
@@ -119,6 +126,7 @@ def measure(run: SimRun) -> Metrics:
         busy_while_waiting=_busy_while_waiting(run),
         jain=jain,
         team_hours_below=float(below.sum() / waited.sum()) if waited.sum() else 0.0,
+        team_hours_below_one_job=float(below_one / waited.sum()) if waited.sum() else 0.0,
         hours_any_below=hours_any / hours_total if hours_total else 0.0,
         preemptions=run.preemptions,
         cycles=run.cycles,
@@ -141,12 +149,12 @@ def _busy_while_waiting(run: SimRun) -> float:
     return float((held * dt * waited).sum()) / (run.gpus * span) if span > 0 else 1.0
 
 
-def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int]:
     """Integrate the piecewise-constant timeline per team and per hour."""
     tl = run.timeline
     zeros = np.zeros(n)
     if len(tl.times) < 2:
-        return zeros, zeros, zeros, zeros, 0, 0
+        return zeros, zeros, zeros, zeros, 0, 0, 0
     t = np.asarray(tl.times)
     usage = np.asarray(tl.usage)
     fair = np.asarray(tl.fair)
@@ -160,12 +168,16 @@ def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     held_seg = usage[row] * dt[:, None] * mask
     owed_seg = fair[row] * dt[:, None] * mask
     n_hours = int(hour.max()) + 1
+    extra_seg = np.asarray(tl.smallest)[row] * dt[:, None] * mask
     held_h = np.zeros((n_hours, n))
     owed_h = np.zeros((n_hours, n))
+    extra_h = np.zeros((n_hours, n))
     np.add.at(held_h, hour, held_seg)
     np.add.at(owed_h, hour, owed_seg)
+    np.add.at(extra_h, hour, extra_seg)
     counted = owed_h > 1e-6 * HOUR
     below_h = counted & (held_h < TARGET * owed_h - 1e-9)
+    below_one = int((counted & (held_h + extra_h < TARGET * owed_h - 1e-9)).sum())
     hours_total = int(counted.any(axis=1).sum())
     hours_any = int(below_h.any(axis=1).sum())
     return (
@@ -175,4 +187,5 @@ def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         counted.sum(axis=0),
         hours_any,
         hours_total,
+        below_one,
     )

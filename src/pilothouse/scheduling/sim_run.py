@@ -42,6 +42,8 @@ class Timeline:
     usage: list[list[float]] = field(default_factory=list)
     fair: list[list[float]] = field(default_factory=list)
     waiting: list[list[bool]] = field(default_factory=list)
+    smallest: list[list[float]] = field(default_factory=list)
+    """GPUs of each team's smallest waiting job (0: none waits)."""
 
 
 @dataclass
@@ -183,6 +185,7 @@ def _record(engine: Engine, timeline: Timeline, now: float, team_of: dict[str, i
     usage = [0.0] * n
     fair = [0.0] * n
     waiting = [False] * n
+    smallest = [0.0] * n
     shares = engine.shares()
     for index, team in enumerate(book.teams):
         slot = team_of.get(team.name)
@@ -191,10 +194,15 @@ def _record(engine: Engine, timeline: Timeline, now: float, team_of: dict[str, i
         usage[slot] = book.usage[index][gpu]
         fair[slot] = shares[index][gpu]
         waiting[slot] = bool(engine.queues.team_needs[index])
+        if waiting[slot]:
+            least = engine.queues.team_min_need(index)
+            smallest[slot] = float(least[gpu]) if least is not None else 0.0
     if timeline.times and timeline.times[-1] == now:
         timeline.usage[-1], timeline.fair[-1], timeline.waiting[-1] = usage, fair, waiting
+        timeline.smallest[-1] = smallest
         return
     timeline.times.append(now)
     timeline.usage.append(usage)
     timeline.fair.append(fair)
     timeline.waiting.append(waiting)
+    timeline.smallest.append(smallest)
