@@ -14,6 +14,7 @@ from fakes import FakeRuntime
 from observability.fake_nvml import EmptyStore, FakeNvml
 from observability.test_observability_e2e import naming_problems
 from pilothouse.api.job import Job
+from pilothouse.api.team import Team
 from pilothouse.controllers.manager import Manager, ObjectKey, Result
 from pilothouse.controllers.metrics import ControlPlaneCollector, ControlPlaneMetrics
 from pilothouse.observability.gpus import NvmlTelemetry
@@ -147,11 +148,38 @@ def test_collector_reports_phases_allocation_and_gpu_telemetry_by_owner() -> Non
     assert not any(("gpu", "2") in k[1] for k in got)  # a device NVML fails on is skipped
 
 
+def test_collector_exports_each_teams_spend_and_budget() -> None:
+    def team(name: str, budget: float | None, spend: str | None) -> Team:
+        return Team.model_validate(
+            {
+                "metadata": {"name": name},
+                "spec": {"budget": {"monthlyAmount": budget}} if budget is not None else {},
+                "status": {"spendThisMonth": spend},
+            }
+        )
+
+    teams = [team("ml", 1000.0, "212.47"), team("cv", None, "3.10"), team("nlp", 50.0, None)]
+    registry = CollectorRegistry()
+    registry.register(ControlPlaneCollector(Store({"Team": teams}), FakeRuntime(), None, None))  # type: ignore[arg-type]
+    assert naming_problems(generate_latest(registry).decode()) == []
+    got = samples(registry)
+    spend = {k[1]: v for k, v in got.items() if k[0] == "pilothouse_team_spend_dollars"}
+    budget = {k[1]: v for k, v in got.items() if k[0] == "pilothouse_team_budget_dollars"}
+    assert spend == {(("team", "ml"),): 212.47, (("team", "cv"),): 3.10}
+    assert budget == {(("team", "ml"),): 1000.0, (("team", "nlp"),): 50.0}
+
+
 def test_without_nvml_there_are_no_gpu_series() -> None:
     registry = CollectorRegistry()
     registry.register(ControlPlaneCollector(EmptyStore(), FakeRuntime(), None, None))  # type: ignore[arg-type]
     names = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
-    assert names == {"pilothouse_endpoints", "pilothouse_jobs", "pilothouse_accelerator_devices"}
+    assert names == {
+        "pilothouse_endpoints",
+        "pilothouse_jobs",
+        "pilothouse_accelerator_devices",
+        "pilothouse_team_spend_dollars",
+        "pilothouse_team_budget_dollars",
+    }
     broken = NvmlTelemetry(SimpleNamespace(nvmlDeviceGetCount=lambda: (_ for _ in ()).throw(OSError())))  # type: ignore[arg-type]
     assert broken.read() == []
 

@@ -6,8 +6,8 @@ Two kinds of numbers, collected two ways:
   admitted (how long after it was submitted) — are counters and histograms in
   :class:`ControlPlaneMetrics`, updated by the manager's marked hooks (``prometheus_client`` children are
   thread-safe; the manager's workers are threads).
-- *State* — objects by phase, accelerators allocated and free, GPU telemetry per device and owner, the
-  work queue's depth — is read at scrape time by :class:`ControlPlaneCollector` from the store and the
+- *State* — objects by phase, accelerators allocated and free, GPU telemetry per device and owner, each
+  team's month-to-date spend and budget, the work queue's depth — is read at scrape time by :class:`ControlPlaneCollector` from the store and the
   runtime protocols, so it is never stale and costs nothing between scrapes.
 
 Names follow Prometheus conventions (``pilothouse_`` prefix, base units, ``_total`` counters). Every label
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -32,6 +33,7 @@ from pilothouse.api.job import Job, JobPhase
 from pilothouse.api.meta import get_condition
 from pilothouse.api.modelendpoint import DEFAULT_GPU_RESOURCE, ModelEndpoint
 from pilothouse.api.registry import Resource
+from pilothouse.api.team import Team
 from pilothouse.observability.gpus import GpuTelemetry
 from pilothouse.runtime.protocol import JobRuntime, Runtime
 from pilothouse.store.protocol import Store
@@ -247,8 +249,31 @@ class ControlPlaneCollector(Collector):
             devices.add_metric([resource, "allocated"], allocated)
             devices.add_metric([resource, "free"], max(0, total - allocated))
         yield devices
+        yield from _budget_families([t for t in self.store.list("Team").items if isinstance(t, Team)])
         if self.gpus is not None:
             yield from _gpu_families(self.gpus, held)
+
+
+def _budget_families(teams: list[Team]) -> Iterator[GaugeMetricFamily]:
+    """Month-to-date spend (what metering last priced into ``status.spendThisMonth``) and the monthly
+    budget, per team, so Prometheus can alert on budget burn with the platform's own numbers."""
+    spend = GaugeMetricFamily(
+        "pilothouse_team_spend_dollars",
+        "Cost of a team's workloads this calendar month (UTC) so far, in US dollars, from metering.",
+        labels=["team"],
+    )
+    budget = GaugeMetricFamily(
+        "pilothouse_team_budget_dollars",
+        "A team's monthly budget (spec.budget.monthlyAmount), in US dollars.",
+        labels=["team"],
+    )
+    for team in sorted(teams, key=lambda t: t.metadata.name):
+        if team.status.spendThisMonth is not None:
+            spend.add_metric([team.metadata.name], float(Decimal(team.status.spendThisMonth)))
+        if team.spec.budget is not None:
+            budget.add_metric([team.metadata.name], team.spec.budget.monthlyAmount)
+    yield spend
+    yield budget
 
 
 def _by_phase(name: str, doc: str, phases: tuple[str, ...], rows: list[tuple[str, str]]) -> GaugeMetricFamily:
