@@ -245,6 +245,23 @@ def test_a_replica_is_charged_what_its_own_revision_requests(rig: Rig) -> None:
     assert found[f"{uid}/chat-2-a"].interval.requested["cpu"] == "4"
 
 
+def test_old_usage_samples_are_compacted_once_an_hour(rig: Rig) -> None:
+    loop = rig.new_loop()
+    loop.raw_samples_for = timedelta(hours=1)
+    chat = rig.store.create(endpoint())
+    assert isinstance(chat, ModelEndpoint)
+    rig.replica(chat, "chat-1-a")
+    for _ in range(3 * 60 + 1):  # three hours, a pass a minute
+        loop.tick()
+        rig.clock.advance(60)
+    uid = chat.metadata.uid
+    samples = rig.intervals()[f"{uid}/chat-1-a"].samples
+    old = [s for s in samples if s.at < T0 + timedelta(hours=1)]
+    recent = [s for s in samples if s.at >= T0 + timedelta(hours=2)]
+    assert len(old) == 3, "the first hour is compacted to three samples"
+    assert len(recent) == 61, "the last hour is kept as taken"
+
+
 def test_requests_are_tallied_per_revision_and_split_over_its_replicas(rig: Rig) -> None:
     chat = rig.store.create(endpoint())
     assert isinstance(chat, ModelEndpoint)

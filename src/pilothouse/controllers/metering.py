@@ -26,7 +26,8 @@ charged only for time the platform was up (see ``controllers.costing``).
 
 Every ``budget_period`` it prices the month so far, hands the spend to the ``BudgetLedger`` (which the
 queue pass and admission ask) and writes ``spendThisMonth`` and ``budgetState`` into each Team's status,
-with a Warning event when a team crosses a threshold. ``reprice()`` (called when the price book is
+with a Warning event when a team crosses a threshold. Once an hour it compacts usage samples older than
+``raw_samples_for`` (24 h), so storage grows with hours run, not with sampling periods. ``reprice()`` (called when the price book is
 replaced) wakes the loop and makes its next pass price the month again, with the new prices.
 """
 
@@ -55,6 +56,11 @@ from pilothouse.store.metering import POOL_KIND, IntervalRecord, MeterStore, Sam
 from pilothouse.store.protocol import Conflict, NotFound, Store
 
 log = logging.getLogger(__name__)
+
+RAW_SAMPLES_FOR = timedelta(hours=24)
+"""Usage samples younger than this are kept as taken; older whole hours are compacted
+(``store.sample_compaction``: three per hour, interval and metric, integrals kept)."""
+COMPACT_EVERY = timedelta(hours=1)
 
 RUNNING_JOB_PHASES = frozenset({"Starting", "Running", "Terminating"})
 K = TypeVar("K", int, str)
@@ -91,6 +97,7 @@ class MeteringLoop:
         budget_period: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
         pool: str = LOCAL_POOL,
+        raw_samples_for: timedelta = RAW_SAMPLES_FOR,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -106,6 +113,8 @@ class MeteringLoop:
         self.pool = pool
         self._coverage_id: str | None = None
         self._priced_at: datetime | None = None
+        self.raw_samples_for = raw_samples_for
+        self._compacted_at: datetime | None = None
         self._counted: dict[tuple[str, str], float] = {}
         self._levels: dict[str, str] = {}
         self._stop = threading.Event()
@@ -136,6 +145,11 @@ class MeteringLoop:
         if due or self._reprice.is_set():
             self._reprice.clear()  # before pricing: a change during this pass asks for another one
             self.price_budgets(now)
+        if self._compacted_at is None or now - self._compacted_at >= COMPACT_EVERY:
+            self._compacted_at = now
+            removed = self.meters.compact(now - self.raw_samples_for)
+            if removed:
+                log.info("compacted %d usage samples older than %s", removed, self.raw_samples_for)
 
     def reprice(self) -> None:
         """The prices changed: price the month again on a pass that starts now, not a period later."""

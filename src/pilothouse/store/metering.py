@@ -92,6 +92,11 @@ class MeterStore(Protocol):
         """One metering pass: mark the ``seen`` intervals alive at ``at``, add samples and tallies."""
         ...
 
+    def compact(self, before: datetime) -> int:
+        """Compact the usage samples of the whole hours before ``before`` (``store.sample_compaction``:
+        at most three per hour, interval and metric, integrals kept); returns how many rows went."""
+        ...
+
     def read(self, start: datetime, end: datetime) -> list[MeterReading]:
         """Intervals overlapping ``[start, end)``, with their samples inside it plus the last one before
         ``start`` (its value holds into the window), and their tallies inside it."""

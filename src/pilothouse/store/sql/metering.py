@@ -14,10 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pilothouse.store.metering import IntervalRecord, MeterReading, SampleRecord, TallyRecord
+from pilothouse.store.sample_compaction import KEPT_PER_BUCKET, bucket_start, compact_samples
 from pilothouse.store.sql.database import SqliteDatabase
 from pilothouse.store.sql.schema import MeterIntervalRow, MeterSampleRow, MeterTallyRow
 
@@ -115,6 +116,38 @@ class SqlMeterStore:
                 MeterSampleRow(interval_id=s.interval_id, at=s.at, usage=dict(s.usage)) for s in samples
             )
             session.add_all(MeterTallyRow(interval_id=t.interval_id, at=t.at, count=t.count) for t in tallies)
+
+    def compact(self, before: datetime) -> int:
+        cutoff = bucket_start(before)
+        removed = 0
+        with self._write() as session:
+            crowded = session.scalars(
+                select(MeterSampleRow.interval_id)
+                .where(MeterSampleRow.at < cutoff)
+                .group_by(MeterSampleRow.interval_id)
+                .having(func.count() > KEPT_PER_BUCKET)
+                .order_by(MeterSampleRow.interval_id)
+            ).all()
+            for interval_id in crowded:
+                old = session.scalars(
+                    select(MeterSampleRow)
+                    .where(MeterSampleRow.interval_id == interval_id, MeterSampleRow.at < cutoff)
+                    .order_by(MeterSampleRow.at, MeterSampleRow.id)
+                ).all()
+                records = [SampleRecord(r.interval_id, r.at, dict(r.usage)) for r in old]
+                kept = compact_samples(records)
+                if len(kept) >= len(old):
+                    continue
+                session.execute(
+                    delete(MeterSampleRow).where(
+                        MeterSampleRow.interval_id == interval_id, MeterSampleRow.at < cutoff
+                    )
+                )
+                session.add_all(
+                    MeterSampleRow(interval_id=k.interval_id, at=k.at, usage=dict(k.usage)) for k in kept
+                )
+                removed += len(old) - len(kept)
+        return removed
 
     # -- reads -------------------------------------------------------------------------------------
 
