@@ -75,6 +75,16 @@ def free_port() -> int:
         return port
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def wait_ready(proc: subprocess.Popen[bytes], url: str, started: float) -> float:
     """Poll ``url`` until 200; return seconds since ``started`` (the spawn time)."""
     deadline = started + READY_DEADLINE_S
@@ -124,12 +134,7 @@ def running(kind: str, model: Path, stats: ServerStats) -> Iterator[str]:
         stats.idle_rss_mib = psutil.Process(proc.pid).memory_info().rss / 2**20
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def cold_start_only(kind: str, model: Path, stats: ServerStats) -> None:

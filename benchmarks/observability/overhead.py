@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from common import machine_info, pick_generator, train_iris  # noqa: E402
-from modelserver.bench import BODY, drive, free_port, wait_ready  # noqa: E402
+from modelserver.bench import BODY, drive, free_port, stop, wait_ready  # noqa: E402
 from pilothouse.controllers.usage import PsutilSampler  # noqa: E402
 from pilothouse.serving.modelserver.metrics import ModelMetrics, NoMetrics  # noqa: E402
 from pilothouse.settings import Settings  # noqa: E402
@@ -100,12 +100,7 @@ def model_server(variant: str, model: Path, pin: int | None = None) -> Iterator[
             raise RuntimeError(f"{variant}: /metrics answered {metrics}")
         yield Server(variant, base, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
 
 
 def recording_cost_us(calls: int = 200_000) -> dict[str, float]:
