@@ -44,10 +44,11 @@ from typing import TypeVar
 
 from pilothouse.api.event import ObjectReference
 from pilothouse.api.job import Job
-from pilothouse.api.modelendpoint import ModelEndpoint, ModelEndpointSpec
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.team import Team
 from pilothouse.controllers.budgets import BUDGET_EXCEEDED, BudgetLedger, spend_text, status_text
 from pilothouse.controllers.costing import CostReports, requested_map
+from pilothouse.controllers.revision_specs import older_revision_specs
 from pilothouse.controllers.traffic import TrafficSource
 from pilothouse.controllers.usage import UsageSampler
 from pilothouse.cost import LOCAL_POOL, ResourceRequests
@@ -195,18 +196,10 @@ class MeteringLoop:
     def _revision_requests(self, endpoint: ModelEndpoint) -> dict[int, dict[str, str]]:
         """What a replica of each older revision still in play reserves, from that revision's own spec
         (a canary of 2 GPUs next to a stable revision of 1 is charged 2 and 1, not 2 and 2)."""
-        status, uid = endpoint.status, endpoint.metadata.uid
-        generations = {
-            r.generation: r.revision for r in status.revisions if r.revision != status.latestRevision
+        return {
+            revision: requested_map(ResourceRequests.from_api(spec.resources))
+            for revision, spec in older_revision_specs(self.store, endpoint).items()
         }
-        if not generations or uid is None:
-            return {}
-        out: dict[int, dict[str, str]] = {}
-        for past in self.store.history(uid):
-            if past.generation in generations:
-                spec = ModelEndpointSpec.model_validate(past.spec)
-                out[generations[past.generation]] = requested_map(ResourceRequests.from_api(spec.resources))
-        return out
 
     def _workers(self, uid: str) -> list[tuple[str, int | None, tuple[str, ...], int]]:
         assert self.jobs is not None

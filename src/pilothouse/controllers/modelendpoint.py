@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 
 from pilothouse.api.event import ObjectReference
 from pilothouse.api.meta import Condition, set_condition
-from pilothouse.api.modelendpoint import ModelEndpoint, ModelEndpointSpec
+from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.controllers.manager import ObjectKey, Result
 from pilothouse.controllers.modelendpoint_plan import Plan, floor_replicas, plan
+from pilothouse.controllers.revision_specs import older_revision_specs
 from pilothouse.controllers.routes import EndpointRoute, Replica, RevisionRoute, RevisionStats, RoutePublisher
 from pilothouse.controllers.traffic import ReplicaDecider, TrafficSource
 from pilothouse.runtime.protocol import NotSupported, ReplicaState, Runtime
@@ -112,7 +113,7 @@ class ModelEndpointReconciler:
             self.gateway_url,
             desired=desired,
             now=datetime.fromtimestamp(now, UTC),
-            templates=self._templates(obj),
+            templates=older_revision_specs(self.store, obj),
             stats=self._stats(obj, now),
         )
         previous = obj.status.desiredReplicas
@@ -134,18 +135,6 @@ class ModelEndpointReconciler:
         """Whether the autoscaler has a range to move in (otherwise there is nothing to tick for)."""
         autoscaling = endpoint.spec.autoscaling
         return autoscaling.minReplicas == 0 or (autoscaling.maxReplicas or 1) > autoscaling.minReplicas
-
-    def _templates(self, endpoint: ModelEndpoint) -> dict[int, ModelEndpointSpec]:
-        """Specs of the revisions still in play other than the latest, from the spec history."""
-        status = endpoint.status
-        wanted = {r.generation: r.revision for r in status.revisions if r.revision != status.latestRevision}
-        if not wanted or endpoint.metadata.uid is None:
-            return {}
-        out: dict[int, ModelEndpointSpec] = {}
-        for revision in self.store.history(endpoint.metadata.uid):
-            if revision.generation in wanted:
-                out[wanted[revision.generation]] = ModelEndpointSpec.model_validate(revision.spec)
-        return out
 
     def _stats(self, endpoint: ModelEndpoint, now: float) -> dict[int, RevisionStats]:
         status = endpoint.status
