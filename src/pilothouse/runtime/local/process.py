@@ -181,6 +181,20 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in procs if is_alive(p)]
 
 
+def _outside_group(procs: list[psutil.Process], pgid: int | None) -> list[psutil.Process]:
+    """The processes not in process group ``pgid`` (all of them when None): those ``killpg`` missed."""
+    if pgid is None:
+        return procs
+    outside = []
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) != pgid:
+                outside.append(proc)
+        except OSError:
+            continue  # gone already
+    return outside
+
+
 def kill_tree(
     pid: int,
     create_time: float | None,
@@ -214,7 +228,9 @@ def kill_tree(
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         if group_is_ours:
             kill_group(pid, sig)
-        for proc in _alive(tree):
+        # Each process is signalled once: a second SIGTERM would interrupt a worker's own SIGTERM
+        # handler (checkpointing, say) or arrive after the interpreter restored the default action.
+        for proc in _outside_group(_alive(tree), pid if group_is_ours else None):
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(sig)
         deadline = time.monotonic() + wait
