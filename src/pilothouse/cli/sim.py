@@ -1,7 +1,8 @@
 """``sim``: replay a GPU cluster trace through the scheduler core and report JCT, utilization and fairness.
 
 Runs entirely locally (no control plane): it is how a policy change is judged before it ships, on the
-same engine the queue controller uses.
+same engine the queue controller uses. The simulator (and numpy) is imported when the command runs, not
+when the CLI starts, so that every other command stays quick to start.
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from pilothouse.cli.context import fail, out
-from pilothouse.scheduling import POLICIES
-from pilothouse.scheduling.sim_metrics import Metrics, measure
-from pilothouse.scheduling.sim_run import simulate
-from pilothouse.scheduling.sim_trace import TraceError, load
+from pilothouse.scheduling.policies import POLICIES
+
+if TYPE_CHECKING:
+    from pilothouse.scheduling.sim_metrics import Metrics
 
 
 class SimOutput(StrEnum):
@@ -45,6 +46,10 @@ def sim(
         fail(f"--limit: must be positive, got {limit}")
     if estimates not in {"history", "oracle"}:
         fail(f"--estimates: must be history or oracle, got {estimates!r}")
+    from pilothouse.scheduling.sim_metrics import measure
+    from pilothouse.scheduling.sim_run import simulate
+    from pilothouse.scheduling.sim_trace import TraceError, load
+
     try:
         loaded = load(trace, limit)
     except TraceError as exc:
