@@ -111,13 +111,7 @@ def test_same_manifests_same_cli_both_modes(
 
     # Teams and a command Job: the same words from both.
     procs = [start("apply", "-f", str(TEAMS), "-f", str(BERT)) for start in (local, on_cluster)]
-    applied = [finish(proc) for proc in procs]
-    assert applied[0] == applied[1], applied
-    assert applied[0][1].splitlines() == [
-        "team.pilothouse.dev/vision created",
-        "team.pilothouse.dev/nlp created",
-        "job.pilothouse.dev/bert created",
-    ]
+    applied_locally = finish(procs[0])  # the cluster's apply goes on while the embedded job is watched
 
     # The Job is admitted in both: embedded it runs and its 3 one-second epochs finish; on the cluster
     # the operator unsuspends its batch Job, which is then marked succeeded as a Job controller would.
@@ -145,6 +139,13 @@ def test_same_manifests_same_cli_both_modes(
         job = embedded_job()
         assert job.status.phase == "Succeeded" and job.status.attempts == 1, job.status
         assert seen_running, "never saw team nlp with its job running"
+        applied = [applied_locally, finish(procs[1])]
+        assert applied[0] == applied[1], applied
+        assert applied[0][1].splitlines() == [
+            "team.pilothouse.dev/vision created",
+            "team.pilothouse.dev/nlp created",
+            "job.pilothouse.dev/bert created",
+        ]
 
         def unsuspended() -> dict[str, Any] | None:
             batch = cluster.get("batch/v1", "jobs", "bert", "nlp")
