@@ -9,7 +9,6 @@ current attempt of a job.
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import threading
@@ -20,7 +19,7 @@ from typing import Any, Literal
 import psutil
 
 from pilothouse.runtime.local.gpus import device_labels
-from pilothouse.runtime.local.records import write_json_atomic
+from pilothouse.runtime.local.record_dir import JsonRecordDir
 from pilothouse.runtime.protocol import JobRunPhase, JobRunState, OwnerRef, WorkerState
 
 log = logging.getLogger(__name__)
@@ -92,35 +91,17 @@ class JobRecord:
         return cls(owner=owner, workers=workers, ending=Ending(**ending) if ending else None, **data)
 
 
-class JobRecordStore:
-    """One JSON file per job under ``<runtime_dir>/jobs/``."""
+class JobRecordStore(JsonRecordDir[JobRecord]):
+    """One JSON file per job under ``<runtime_dir>/jobs/``, oldest first on load."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def path(self, owner_uid: str) -> Path:
-        return self.directory / f"{owner_uid}.json"
-
-    def save(self, record: JobRecord) -> None:
-        write_json_atomic(self.path(record.owner.uid), record.to_json())
-
-    def delete(self, owner_uid: str) -> None:
-        self.path(owner_uid).unlink(missing_ok=True)
-
-    def load_all(self) -> list[JobRecord]:
-        """Every readable record, oldest first; unreadable ones are logged and removed."""
-        records: list[JobRecord] = []
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                records.append(JobRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                log.warning("dropping unreadable job record %s: %s", path, exc)
-                path.unlink(missing_ok=True)
-        for stale in self.directory.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-        records.sort(key=lambda r: (r.created_at, r.owner.uid))
-        return records
+        super().__init__(
+            directory,
+            what="job",
+            key=lambda r: r.owner.uid,
+            decode=JobRecord.from_json,
+            order=lambda r: (r.created_at, r.owner.uid),
+        )
 
 
 @dataclass(eq=False)

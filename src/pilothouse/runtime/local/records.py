@@ -1,25 +1,20 @@
 """Replica records on disk, so a restarted control plane finds the replicas it left running.
 
 The control plane may be SIGKILLed at any moment; model servers must survive that and not be started a
-second time. Each replica therefore has a small JSON file (written atomically: temp file + ``os.replace``)
+second time. Each replica therefore has a small JSON file (written atomically, see ``record_dir``)
 holding everything needed to recognise its process again (pid *and* create time, since pids are reused)
 and to restart it (the workload spec).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pilothouse.api.modelendpoint import ModelSource, Resources
+from pilothouse.runtime.local.record_dir import JsonRecordDir
 from pilothouse.runtime.protocol import OwnerRef, WorkloadSpec
-
-log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
 
@@ -67,46 +62,14 @@ class ReplicaRecord:
         return cls(owner=owner, **data)
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` so that a reader (or a crash) sees the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600 (env may hold secrets)
-            json.dump(data, out, indent=2, sort_keys=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class RecordStore:
-    """One JSON file per replica under ``<runtime_dir>/replicas/``."""
+class RecordStore(JsonRecordDir[ReplicaRecord]):
+    """One JSON file per replica under ``<runtime_dir>/replicas/``, oldest first on load."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def path(self, replica_id: str) -> Path:
-        return self.directory / f"{replica_id}.json"
-
-    def save(self, record: ReplicaRecord) -> None:
-        write_json_atomic(self.path(record.replica_id), record.to_json())
-
-    def delete(self, replica_id: str) -> None:
-        self.path(replica_id).unlink(missing_ok=True)
-
-    def load_all(self) -> list[ReplicaRecord]:
-        """Every readable record, oldest first; unreadable ones are logged and removed."""
-        records: list[ReplicaRecord] = []
-        for path in sorted(self.directory.glob("*.json")):
-            try:
-                records.append(ReplicaRecord.from_json(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                log.warning("dropping unreadable replica record %s: %s", path, exc)
-                path.unlink(missing_ok=True)
-        for stale in self.directory.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-        records.sort(key=lambda r: (r.created_at, r.replica_id))
-        return records
+        super().__init__(
+            directory,
+            what="replica",
+            key=lambda r: r.replica_id,
+            decode=ReplicaRecord.from_json,
+            order=lambda r: (r.created_at, r.replica_id),
+        )
