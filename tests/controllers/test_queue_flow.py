@@ -194,3 +194,38 @@ def test_deleting_a_running_job_stops_its_workers(make_queue: Any) -> None:
     wait_for(lambda: any(u == uid for u, _ in q.runtime.stop_requests), what="stop requested")
     q.runtime.finish_job(uid, "Stopped")
     wait_for(lambda: uid not in q.runtime.job_owners(), what="attempt forgotten after stop")
+
+
+def test_a_job_larger_than_the_machine_is_inadmissible_and_does_not_hold_up_the_queue(
+    make_queue: Any,
+) -> None:
+    # Before: the 6-GPU gang became the queue's head and took a reservation that could never be met, so
+    # every job behind it waited on 4 idle GPUs.
+    q = make_queue(gpus=4)
+    q.store.create(job("huge", gpus=1, workers=6))
+    wait_for(lambda: q.get("huge").status.reason == "Inadmissible", what="huge marked inadmissible")
+    q.store.create(job("small", gpus=1))
+    wait_for(lambda: q.phase("small") == "Running", what="small job runs past the inadmissible one")
+    status = q.get("huge").status
+    assert status.phase == "Pending" and status.queuePosition is None
+    assert (
+        "needs 6 nvidia.com/gpu, more than the cluster has for jobs in all (4 nvidia.com/gpu)"
+        in status.message
+    )
+    events = q.store.list_events(namespace="default")
+    assert [(e.type, e.reason) for e in events if e.involvedObject.name == "huge"] == [
+        ("Warning", "Inadmissible")
+    ]
+
+
+def test_a_job_over_its_teams_ceiling_waits_until_the_quota_is_raised(make_queue: Any) -> None:
+    q = make_queue(gpus=8)
+    q.store.create(team("solo", 2, cohort=None))
+    q.store.create(job("three", "solo", gpus=3))
+    wait_for(lambda: q.get("three", "solo").status.reason == "Inadmissible", what="inadmissible")
+    assert "its quota is 2 nvidia.com/gpu and it is in no cohort" in q.get("three", "solo").status.message
+    raised = q.store.get("Team", "", "solo")
+    assert isinstance(raised, Team)
+    raised.spec.quotas["nvidia.com/gpu"].nominal = "4"
+    q.store.update(raised)
+    wait_for(lambda: q.phase("three", "solo") == "Running", what="admitted once the quota allows it")

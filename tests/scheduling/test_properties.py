@@ -83,6 +83,24 @@ def snapshots(draw: st.DrawFn, known_durations: bool = False) -> Snapshot:
     return snap(capacity, teams, run, pending, now=100.0)
 
 
+def ceiling(s: Snapshot, name: str) -> float:
+    """The most GPUs team ``name`` could ever hold, worked out from the specs alone."""
+    own = s.teams[name]
+    nominal = own.quotas[GPU].nominal
+    if own.cohort is None:
+        return nominal
+    lenders = sum(
+        min(
+            t.quotas[GPU].nominal,
+            float("inf") if t.quotas[GPU].lending_limit is None else t.quotas[GPU].lending_limit,
+        )
+        for other, t in s.teams.items()
+        if other != name and t.cohort == own.cohort
+    )
+    borrow = own.quotas[GPU].borrowing_limit
+    return nominal + min(float("inf") if borrow is None else borrow, lenders)
+
+
 def usage_after(s: Snapshot, admitted: set[str]) -> dict[str, int]:
     usage: dict[str, int] = defaultdict(int)
     for r in s.running:
@@ -100,14 +118,21 @@ def test_capacity_gang_and_accounting(s: Snapshot, policy: str) -> None:
     admitted = {a.job_id for a in d.admit}
     total = sum(usage_after(s, admitted).values())
     assert total <= s.capacity[GPU] or not admitted
-    # Every pending job is either admitted or waiting, once; positions are 1..n.
+    # Every pending job is admitted, waiting or inadmissible, once; positions of the waiting are 1..n.
     waiting = [w.job_id for w in d.waiting]
-    assert sorted(admitted | set(waiting)) == sorted(p.id for p in s.pending)
-    assert len(waiting) == len(set(waiting)) and not admitted & set(waiting)
+    never = [n.job_id for n in d.inadmissible]
+    assert sorted([*admitted, *waiting, *never]) == sorted(p.id for p in s.pending)
     assert [w.position for w in d.waiting] == list(range(1, len(waiting) + 1))
     teams_of = {p.id: p.team for p in s.pending}
-    for w in d.waiting:
+    for w in [*d.waiting, *d.inadmissible]:
         assert f"team {teams_of[w.job_id]}" in w.reason and GPU in w.reason, w.reason
+    # Inadmissible means exactly: more GPUs than the cluster has, or (with quotas) than the team could
+    # ever hold: its nominal plus what it may borrow from the rest of its cohort.
+    quotas = policy == "fair"
+    for p in s.pending:
+        assert (p.id in never) == (
+            gpus_of(p) > s.capacity[GPU] or (quotas and gpus_of(p) > ceiling(s, p.team))
+        )
     # Preemptions: only preemptible, non-terminating running jobs, each once.
     victims = [p.job_id for p in d.preempt]
     eligible = {r.request.id for r in s.running if r.preemptible and not r.terminating}

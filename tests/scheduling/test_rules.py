@@ -288,3 +288,64 @@ def test_a_starved_job_held_by_the_reservation_gets_room_of_its_own_from_victims
     assert preempted == [("b8", "c-big"), ("b7", "c-big"), ("b6", "a-small")]
     waiting = {w.job_id: w.reason for w in decisions.waiting}
     assert waiting["a-small"] == "team a: waiting for preempted job b6 to release 1 nvidia.com/gpu"
+
+
+@pytest.mark.parametrize("policy", ["fair", "fifo", "fifo-backfill", "sjf", "las"])
+def test_a_job_larger_than_the_cluster_holds_up_nothing(policy: str) -> None:
+    # Without a duration the small job could not backfill ahead of a reservation: a head that can never
+    # start must not take one (nor stop strict FIFO).
+    s = snap(8, [team("a", 8)], [], [job("huge", "a", 9, duration=None), job("small", "a", 2, 1.0, None)])
+    d = make_policy(policy).schedule(s)
+    assert [a.job_id for a in d.admit] == ["small"]
+    assert [(n.job_id, n.reason) for n in d.inadmissible] == [
+        (
+            "huge",
+            "team a: cannot start here: needs 9 nvidia.com/gpu, more than the cluster has for jobs in all (8 nvidia.com/gpu)",
+        )
+    ]
+    assert d.waiting == []
+
+
+def test_a_job_over_its_teams_ceiling_is_inadmissible_and_adds_nothing_to_its_demand() -> None:
+    teams = [team("a", 2, borrow=1), team("b", 4), team("c", 2, cohort=None)]
+    pending = [job("over", "a", 4), job("c-over", "c", 3), job("b1", "b", 6)]
+    d = make_policy("fair").schedule(snap(8, teams, [], pending))
+    assert {n.job_id: n.reason for n in d.inadmissible} == {
+        "over": "team a: cannot start as configured: needs 4 nvidia.com/gpu; it may hold at most 3 nvidia.com/gpu (nominal 2 + up to 1 borrowed in cohort c)",
+        "c-over": "team c: cannot start as configured: needs 3 nvidia.com/gpu; its quota is 2 nvidia.com/gpu and it is in no cohort to borrow from",
+    }
+    # a's job that can never start is no demand: a's fair share is 0, and b may borrow a's idle nominal.
+    s = snap(8, teams, [], pending)
+    assert fair_shares(s)["a"][GPU] == 0
+    assert fair_shares(s)["b"][GPU] == 6
+    assert [a.job_id for a in d.admit] == ["b1"]
+
+
+def test_fair_never_preempts_a_job_it_admits_in_the_same_decision() -> None:
+    # p1 backfills into the GPU p0's reservation does not need; p0 then looked for lower-priority victims
+    # in its team and took p1: one decision said both "admit p1" and "preempt p1". p0 waits for r1's
+    # release instead (after it, team t1 is within its quota with p0 and p1 both running).
+    teams = [team("t0", 0), team("t1", 4)]
+    run = [
+        running(job("r0", "t0", 1, duration=None, priority=100), preemptible=False),
+        running(job("r1", "t1", 2, duration=None, priority=100), preemptible=False, terminating=True),
+        running(job("r2", "t0", 1, duration=None, priority=100), preemptible=False),
+    ]
+    pending = [job("p0", "t1", 1, 0.0, None, 500, workers=2), job("p1", "t1", 1, 0.0, None, 100)]
+    d = make_policy("fair").schedule(snap(5, teams, run, pending))
+    assert [a.job_id for a in d.admit] == ["p1"]
+    assert d.preempt == []
+
+
+def test_las_never_preempts_a_job_it_admits_in_the_same_decision() -> None:
+    # "big" (no service yet) cannot fit; "back" (a job preempted before, in a lower queue) fits and is
+    # admitted; the victims for "big" must then come from jobs that were already running.
+    run = [running(replace(job("old", "a", 2, duration=None), attained_service=1e6), started=0.0)]
+    pending = [
+        job("big", "a", 4, 5.0, None),
+        replace(job("back", "a", 2, 1.0, None), attained_service=50_000.0),
+    ]
+    d = make_policy("las").schedule(snap(4, [team("a", 4)], run, pending))
+    admitted = {a.job_id for a in d.admit}
+    assert admitted == {"back"}
+    assert not admitted & {p.job_id for p in d.preempt}

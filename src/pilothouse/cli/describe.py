@@ -20,7 +20,7 @@ from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import Resource, resolve_kind
 from pilothouse.api.team import Team
 from pilothouse.cli.context import command, out, state
-from pilothouse.cli.output import age, team_table, until
+from pilothouse.cli.output import age, estimated_start, team_table
 from pilothouse.client import PilothouseClient
 
 
@@ -125,7 +125,7 @@ def _describe_job(obj: Job) -> None:
     if status.phase == "Pending":
         _field(
             "Queue",
-            f"position {status.queuePosition or '-'}, estimated start {until(status.estimatedStartTime)}",
+            f"position {status.queuePosition or '-'}, estimated start {estimated_start(status)}",
         )
     _field("Attempts", f"{status.attempts} (failures {status.failures}, preemptions {status.preemptions})")
     _field("Devices", "; ".join(d or "-" for d in status.devices) or "<none>")

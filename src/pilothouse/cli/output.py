@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from rich.table import Table
 
-from pilothouse.api.job import Job
+from pilothouse.api.job import INADMISSIBLE, Job, JobStatus
 from pilothouse.api.meta import get_condition
 from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.registry import Resource, to_document
@@ -48,6 +48,11 @@ def until(when: datetime | str | None, now: datetime | None = None) -> str:
         when = datetime.fromisoformat(when)
     seconds = int((when - (now or datetime.now(UTC))).total_seconds())
     return "now" if seconds <= 0 else f"in ~{age(datetime.now(UTC) - timedelta(seconds=seconds))}"
+
+
+def estimated_start(status: JobStatus) -> str:
+    """A pending job's ETA as the queue shows it: ``never`` when it cannot start as things are."""
+    return "never" if status.reason == INADMISSIBLE else until(status.estimatedStartTime)
 
 
 def dump(docs: list[dict[str, Any]] | dict[str, Any], fmt: OutputFormat) -> str:

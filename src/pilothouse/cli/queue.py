@@ -14,7 +14,7 @@ from rich.table import Table
 from pilothouse.api.job import Job
 from pilothouse.api.registry import resolve_kind
 from pilothouse.cli.context import command, err, out, state
-from pilothouse.cli.output import age, until
+from pilothouse.cli.output import age, estimated_start
 
 
 @command
@@ -42,7 +42,7 @@ def queue(
             str(job.spec.resources.gpus * job.spec.workers),
             job.spec.priorityClassName,
             age(job.metadata.creationTimestamp),
-            until(job.status.estimatedStartTime),
+            estimated_start(job.status),
             job.status.message or job.status.reason,
         )
     out.print(table)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from pilothouse.api.event import ObjectReference
-from pilothouse.api.job import HOLDING_PHASES, Job, JobStatus
+from pilothouse.api.job import HOLDING_PHASES, INADMISSIBLE, Job, JobStatus
 from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.api.team import ResourceUsage, Team
 from pilothouse.controllers.budgets import BUDGET_EXCEEDED, BudgetLedger
@@ -61,15 +61,19 @@ class QueuePass:
         """Job id -> the jobs preempted for it, carried into the next passes (``Snapshot.nominated``) so
         the room goes to the job it was freed for. Lost on restart: the job then competes like any other."""
 
-    def _capacity(self) -> dict[str, int]:
-        """What jobs may use: the runtime's capacity minus the accelerators model endpoints hold."""
+    def _capacity(self) -> tuple[dict[str, int], dict[str, int]]:
+        """What jobs may use (the runtime's capacity minus the accelerators model endpoints hold), and what
+        the endpoints hold."""
         capacity = dict(self.jobs.capacity())
+        by_endpoints: dict[str, int] = {}
         for endpoint in self.store.list("ModelEndpoint").items:
             assert isinstance(endpoint, ModelEndpoint) and endpoint.metadata.uid
             held = sum(len(r.devices) for r in self.runtime.observe(endpoint.metadata.uid))
             for resource in endpoint.spec.resources.accelerators:
                 capacity[resource] = max(0, capacity.get(resource, 0) - held)
-        return capacity
+                if held:
+                    by_endpoints[resource] = by_endpoints.get(resource, 0) + held
+        return capacity, by_endpoints
 
     def run(self) -> None:
         now = self.clock()
@@ -77,7 +81,8 @@ class QueuePass:
         jobs = [j for j in self.store.list("Job").items if isinstance(j, Job)]
         when = datetime.fromtimestamp(now, UTC)
         held = self.budgets.holding_jobs(teams, when) if self.budgets is not None else {}
-        inputs = build_snapshot(now, self._capacity(), teams, jobs, held)
+        capacity, by_endpoints = self._capacity()
+        inputs = build_snapshot(now, capacity, teams, jobs, held)
         pending = {p.id for p in inputs.snapshot.pending}
         self.nominated = {k: v for k, v in self.nominated.items() if k in pending}
         snapshot = replace(inputs.snapshot, nominated=dict(self.nominated))
@@ -106,6 +111,17 @@ class QueuePass:
             job = by_id[waiting.job_id]
             eta = datetime.fromtimestamp(waiting.eta, UTC) if waiting.eta is not None else None
             self._write_waiting(job, waiting.position, eta, "Queued", waiting.reason)
+        endpoints_hold = "".join(f"; model endpoints hold {n} {r}" for r, n in sorted(by_endpoints.items()))
+        for never in decisions.inadmissible:
+            message = never.reason + endpoints_hold
+            self._write_waiting(
+                job=by_id[never.job_id],
+                position=None,
+                eta=None,
+                reason=INADMISSIBLE,
+                message=message,
+                event=("Warning", INADMISSIBLE, message),
+            )
         for job in inputs.without_team:
             reason = f"namespace {job.metadata.namespace!r} has no Team; create a Team of that name to give it quota"
             self._write_waiting(job, None, None, "NoTeam", reason)
@@ -119,8 +135,16 @@ class QueuePass:
         self._write_team_status(teams, jobs, inputs.snapshot)
 
     def _write_waiting(
-        self, job: Job, position: int | None, eta: datetime | None, reason: str, message: str
+        self,
+        job: Job,
+        position: int | None,
+        eta: datetime | None,
+        reason: str,
+        message: str,
+        event: tuple[str, str, str] | None = None,
     ) -> None:
+        """Write why ``job`` waits, if a user would notice the change (``event``, if given, is recorded
+        with that write only)."""
         old = job.status
         drift = (eta is None) != (old.estimatedStartTime is None) or (
             eta is not None
@@ -136,7 +160,7 @@ class QueuePass:
             reason,
             message,
         )
-        self._write(job, status, None)
+        self._write(job, status, event)
 
     def _write(self, job: Job, status: JobStatus, event: tuple[str, str, str] | None) -> None:
         job.status = with_condition(status, job.metadata.generation)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.scheduling.explain import Block, Explainer
+from pilothouse.scheduling.explain import Block, Explainer, inadmissible_reason
 from pilothouse.scheduling.preemption import Victim, choose_victims
 from pilothouse.scheduling.queues import PendingJob, PendingQueues
 from pilothouse.scheduling.quota import QuotaBook
@@ -31,6 +31,7 @@ from pilothouse.scheduling.snapshot import (
     GPU,
     Admit,
     Decisions,
+    Inadmissible,
     JobRequest,
     Preempt,
     ResourceVector,
@@ -124,6 +125,9 @@ class Engine:
         """Waiting job -> the jobs preempted to make room for it. A nominated job is offered that room first
         in every later cycle, before the ordered walk, so the room a reclaim frees goes to the job it was
         freed for (not to the victim's own requeued job, which would make the pair bounce)."""
+        self.inadmissible: dict[str, str] = {}
+        """Pending job -> why it cannot start (more than the cluster, or than its team's ceiling): kept out
+        of the queues, so it takes no reservation and adds nothing to its team's demand."""
 
     # -- state changes --------------------------------------------------------------------------------
 
@@ -162,12 +166,21 @@ class Engine:
     def submit(self, req: JobRequest) -> None:
         if req.id in self.running:
             raise ValueError(f"job {req.id!r} is both running and pending")
+        if req.id in self.inadmissible:
+            raise ValueError(f"job {req.id!r} appears twice")
         team = self._team(req.team)
-        job = PendingJob(req, team, self._need(req), self.key(req), team if self.rules.per_team else 0)
+        need = self._need(req)
+        never = inadmissible_reason(self, team, need)
+        if never is not None:
+            self.inadmissible[req.id] = never
+            return
+        job = PendingJob(req, team, need, self.key(req), team if self.rules.per_team else 0)
         self.queues.add(job)
         self._demand_changes += 1
 
     def withdraw(self, job_id: str) -> None:
+        if self.inadmissible.pop(job_id, None) is not None:
+            return
         self.queues.remove(job_id)
         self._demand_changes += 1
         self.nominated.pop(job_id, None)
@@ -179,7 +192,7 @@ class Engine:
 
     def add_running(self, job: RunningJob) -> None:
         req = job.request
-        if req.id in self.running or req.id in self.queues.jobs:
+        if req.id in self.running or req.id in self.queues.jobs or req.id in self.inadmissible:
             raise ValueError(f"job {req.id!r} appears twice")
         rec = RunningRec(req, self._team(req.team), self._need(req), job.started, job.preemptible)
         self._start(rec)
@@ -258,7 +271,11 @@ class Engine:
         run.admit_pass()
         if self.rules.preemption == "las":
             run.preempt_las()
-        decisions = Decisions(admit=run.admitted, preempt=run.preempted, waiting=[])
+        decisions = Decisions(
+            admit=run.admitted,
+            preempt=run.preempted,
+            inadmissible=[Inadmissible(job_id, why) for job_id, why in sorted(self.inadmissible.items())],
+        )
         if explain:
             decisions.waiting.extend(Explainer(self, run.report(), now).waiting())
         return decisions
@@ -649,7 +666,7 @@ class _Cycle:
                 )
                 or min(e.priorities[team], default=job.req.priority) < job.req.priority
             ]
-        taken: set[str] = set()
+        taken = self._admitted_now()
         for team, job in sorted(firsts, key=starvation):
             if self._claim_terminating(job, pool):
                 continue
@@ -703,6 +720,11 @@ class _Cycle:
                 self._apply(beneficiary, victims)
         self._undo_tentative()
 
+    def _admitted_now(self) -> set[str]:
+        """Jobs this cycle admitted: never victims of the same cycle (one decision must not both start and
+        preempt a job; what blocks the waiting job then is resolved by later cycles)."""
+        return {admit.job_id for admit in self.admitted}
+
     def _reclaim_options(self, team: int, first: PendingJob) -> list[PendingJob]:
         """The jobs a reclaim may make room for, in the team's order: its first job, then the first job of
         each smaller request (no larger in any resource; at most ``RECLAIM_OPTIONS`` in all). A team whose first job is a gang larger
@@ -735,7 +757,7 @@ class _Cycle:
         q = e.queues
         head = (q.jobs[key[-1]] for key in q.keys[0][:LAS_PREEMPTORS])
         blocked = [job for job in head if not fits(job.need, self.avail)]
-        taken: set[str] = set()
+        taken = self._admitted_now()
         for job in blocked:
             if self._claim_terminating(job, pool):
                 continue

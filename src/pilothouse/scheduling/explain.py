@@ -22,8 +22,39 @@ if TYPE_CHECKING:
     from pilothouse.scheduling.engine import CycleReport, Engine
     from pilothouse.scheduling.queues import PendingJob
     from pilothouse.scheduling.quota import QuotaBlock
+    from pilothouse.scheduling.resources import Vec
 
 INF = float("inf")
+
+
+def inadmissible_reason(engine: Engine, team: int, need: Vec) -> str | None:
+    """Why a job of ``team`` needing ``need`` cannot start however long it waits (as capacity and quotas
+    are now), or None if it can, in time."""
+    short = first_short(need, engine.capacity)
+    if short is None and (not engine.rules.quotas or engine.book.over_ceiling(team, need) is None):
+        return None  # the common case, once per submitted job: keep it cheap
+    names = engine.space.names
+    team_name = engine.book.teams[team].name
+    if short is not None:
+        name = names[short]
+        return (
+            f"team {team_name}: cannot start here: needs {amount(name, need[short])}, "
+            f"more than the cluster has for jobs in all ({amount(name, engine.capacity[short])})"
+        )
+    book = engine.book
+    r = book.over_ceiling(team, need)
+    assert r is not None
+    name, nominal = names[r], book.nominal[team][r]
+    if book.cohort_of[team] < 0:
+        limit = f"its quota is {amount(name, nominal)} and it is in no cohort to borrow from"
+    else:
+        cohort = book.cohort_names[book.cohort_of[team]]
+        borrow = book.ceiling(team, r) - nominal
+        limit = (
+            f"it may hold at most {amount(name, nominal + borrow)} "
+            f"(nominal {nominal:g} + up to {borrow:g} borrowed in cohort {cohort})"
+        )
+    return f"team {team_name}: cannot start as configured: needs {amount(name, need[r])}; {limit}"
 
 
 @dataclass(frozen=True)

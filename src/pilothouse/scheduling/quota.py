@@ -60,10 +60,12 @@ class QuotaBook:
         self.changes = 0
         """Bumped on every usage change (cache key for fair shares)."""
         self.borrowed = [[0.0] * n for _ in cohort_names]
-        self.lendable = [
+        self.lend_total = [
             [sum(min(self.nominal[i][r], self.lend[i][r]) for i in members) for r in range(n)]
             for members in self.cohorts
         ]
+        """Per cohort: what its members may lend when all of them are idle (fixed by the specs)."""
+        self.lendable = [list(row) for row in self.lend_total]
         # Denominator of shares: a cohort's (or lone team's) total nominal; capacity where that is 0.
         self.scale: list[list[float]] = []
         for i in range(len(teams)):
@@ -140,6 +142,23 @@ class QuotaBook:
             lendable = self.lendable[c][r]
             if self.borrowed[c][r] + more_borrowed > lendable - less_lendable:
                 return QuotaBlock(r, "cohort", old, nom, max(0.0, lendable - self.borrowed[c][r]))
+        return None
+
+    def ceiling(self, team: int, r: int) -> float:
+        """The most of managed resource ``r`` the team could ever hold: its nominal, plus what it may borrow
+        (its borrowing limit, and no more than the rest of its cohort may lend)."""
+        nominal = self.nominal[team][r]
+        c = self.cohort_of[team]
+        if c < 0:
+            return nominal
+        others = self.lend_total[c][r] - min(nominal, self.lend[team][r])
+        return nominal + min(self.borrow[team][r], others)
+
+    def over_ceiling(self, team: int, need: Vec) -> int | None:
+        """The first managed resource of which ``need`` is more than the team could ever hold, or None."""
+        for r in self.managed_idx:
+            if need[r] > self.ceiling(team, r):
+                return r
         return None
 
     def within_nominal(self, team: int, need: Vec) -> bool:

@@ -97,10 +97,23 @@ class Waiting:
 
 
 @dataclass(frozen=True)
+class Inadmissible:
+    """A pending job that cannot start however long it waits, as capacity and quotas are now: it needs more
+    than the cluster has for jobs in all, or more than its team may ever hold (nominal plus what it may
+    borrow). It is kept out of the order, so it neither holds a reservation (which would keep every other
+    job waiting for room that never comes) nor counts toward its team's demand. Capacity or quotas that
+    change make it admissible again at the next decision."""
+
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Decisions:
     admit: list[Admit] = field(default_factory=list)
     preempt: list[Preempt] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)
+    inadmissible: list[Inadmissible] = field(default_factory=list)
 
 
 class Policy(Protocol):
