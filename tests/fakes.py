@@ -38,6 +38,8 @@ class FakeRuntime:
         self.admission_problems: list[FieldProblem] = []
         self._callbacks: list[Callable[[str], None]] = []
         self.gpus = 0
+        self.node_shapes: list[dict[str, int]] = []
+        """Per-node amounts (``nodes()``); empty: one machine, as the local runtime."""
         self.job_runs: dict[str, JobRunState] = {}
         self.started_runs: list[JobRun] = []
         self.stop_requests: list[tuple[str, float]] = []
@@ -138,6 +140,9 @@ class FakeRuntime:
 
     def capacity(self) -> dict[str, int]:
         return {"nvidia.com/gpu": self.gpus, "cpu": 64_000, "memory": 256 * 2**30}
+
+    def nodes(self) -> list[dict[str, int]]:
+        return list(self.node_shapes)
 
     def _gpus_in_use(self) -> int:
         return sum(

@@ -21,6 +21,7 @@ from pilothouse.controllers.manager import Manager
 from pilothouse.controllers.queue import QueuePass
 from pilothouse.controllers.queue_snapshot import job_id
 from pilothouse.scheduling.policies import make_policy
+from pilothouse.store.protocol import Conflict
 from pilothouse.store.sql import SqlStore
 from support import wait_for
 
@@ -224,8 +225,29 @@ def test_a_job_over_its_teams_ceiling_waits_until_the_quota_is_raised(make_queue
     q.store.create(job("three", "solo", gpus=3))
     wait_for(lambda: q.get("three", "solo").status.reason == "Inadmissible", what="inadmissible")
     assert "its quota is 2 nvidia.com/gpu and it is in no cohort" in q.get("three", "solo").status.message
-    raised = q.store.get("Team", "", "solo")
-    assert isinstance(raised, Team)
-    raised.spec.quotas["nvidia.com/gpu"].nominal = "4"
-    q.store.update(raised)
+
+    def raise_quota() -> bool:
+        raised = q.store.get("Team", "", "solo")
+        assert isinstance(raised, Team)
+        raised.spec.quotas["nvidia.com/gpu"].nominal = "4"
+        try:
+            q.store.update(raised)
+        except Conflict:  # the queue pass wrote the Team's status in between: read again
+            return False
+        return True
+
+    wait_for(raise_quota, what="quota raised")
     wait_for(lambda: q.phase("three", "solo") == "Running", what="admitted once the quota allows it")
+
+
+def test_a_worker_larger_than_every_node_is_inadmissible(make_queue: Any) -> None:
+    q = make_queue(gpus=8)
+    q.runtime.node_shapes = [{"nvidia.com/gpu": 4, "cpu": 32_000, "memory": 128 * 2**30}] * 2
+    q.store.create(job("whole", gpus=8))
+    q.store.create(job("split", gpus=4, workers=2))
+    wait_for(lambda: q.phase("split") == "Running", what="the 2 x 4-GPU gang runs")
+    wait_for(lambda: q.get("whole").status.reason == "Inadmissible", what="the 8-GPU worker is inadmissible")
+    assert (
+        "each worker needs 8 nvidia.com/gpu, more than any node has (largest: 4"
+        in q.get("whole").status.message
+    )

@@ -112,3 +112,8 @@ def test_capacity_sums_node_allocatable(cluster: KubernetesApiEmulator, api_clie
         "memory": 2 * 512 * 2**30,
         "nvidia.com/gpu": 8,
     }
+    # One worker runs on one node: the queue also gets each node's amounts ("pods" is not a resource).
+    assert (
+        KubernetesRuntime(api_client).nodes()
+        == [{"cpu": 64_000, "memory": 512 * 2**30, "nvidia.com/gpu": 4}] * 2
+    )

@@ -349,3 +349,31 @@ def test_las_never_preempts_a_job_it_admits_in_the_same_decision() -> None:
     admitted = {a.job_id for a in d.admit}
     assert admitted == {"back"}
     assert not admitted & {p.job_id for p in d.preempt}
+
+
+def test_a_worker_no_node_can_hold_is_inadmissible_while_the_same_gpus_split_over_workers_run() -> None:
+    node = {GPU: 4, "cpu": 8000}
+    s = replace(
+        snap(8, [team("a", 8)], [], [job("one-big", "a", 8), job("two-halves", "a", 4, 1.0, workers=2)]),
+        capacity={GPU: 8, "cpu": 16000},
+        nodes=[node, node],
+    )
+    d = make_policy("fair").schedule(s)
+    assert [a.job_id for a in d.admit] == ["two-halves"]
+    assert [(n.job_id, n.reason) for n in d.inadmissible] == [
+        (
+            "one-big",
+            "team a: cannot start here: each worker needs 8 nvidia.com/gpu, more than any node has (largest: 4 nvidia.com/gpu)",
+        )
+    ]
+
+
+def test_a_worker_needing_what_no_single_node_has_all_of_is_inadmissible() -> None:
+    # Enough GPUs on one node, enough cpu on another, both on none.
+    nodes = [{GPU: 4, "cpu": 8000}, {GPU: 0, "cpu": 64000}]
+    pending = [replace(job("mixed", "a", 1), per_worker={GPU: 1, "cpu": 16000})]
+    s = replace(snap(4, [team("a", 4)], [], pending), capacity={GPU: 4, "cpu": 72000}, nodes=nodes)
+    (never,) = make_policy("fifo").schedule(s).inadmissible
+    assert never.reason == (
+        "team a: cannot start here: each worker needs 16 cpu, 1 nvidia.com/gpu on one node, and no node has all of it"
+    )

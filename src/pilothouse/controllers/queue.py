@@ -82,7 +82,7 @@ class QueuePass:
         when = datetime.fromtimestamp(now, UTC)
         held = self.budgets.holding_jobs(teams, when) if self.budgets is not None else {}
         capacity, by_endpoints = self._capacity()
-        inputs = build_snapshot(now, capacity, teams, jobs, held)
+        inputs = build_snapshot(now, capacity, teams, jobs, held, self.jobs.nodes())
         pending = {p.id for p in inputs.snapshot.pending}
         self.nominated = {k: v for k, v in self.nominated.items() if k in pending}
         snapshot = replace(inputs.snapshot, nominated=dict(self.nominated))

@@ -87,6 +87,7 @@ def build_snapshot(
     teams: Sequence[Team],
     jobs: Sequence[Job],
     held_teams: Mapping[str, str] | None = None,
+    nodes: Sequence[Mapping[str, int]] = (),
 ) -> QueueInputs:
     """``held_teams``: team -> reason, for teams whose budget holds new jobs (never given to the scheduler)."""
     held_teams = held_teams or {}
@@ -128,5 +129,6 @@ def build_snapshot(
         teams=specs,
         running=running,
         pending=[job_request(j) for j in pending],
+        nodes=[dict(node) for node in nodes],
     )
     return QueueInputs(snapshot, without_team, disallowed, budget_held)

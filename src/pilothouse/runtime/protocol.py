@@ -170,6 +170,11 @@ class JobRuntime(Protocol):
         """Total schedulable amount per resource: accelerators as counts, ``cpu`` in millicores, ``memory`` in bytes."""
         ...
 
+    def nodes(self) -> list[dict[str, int]]:
+        """Each schedulable node's amounts (as ``capacity``), where capacity is spread over nodes and one
+        worker must fit on one; empty where all of it is one machine."""
+        ...
+
     def start_job(self, run: JobRun) -> None:
         """Start every worker of the attempt (all or none); idempotent for the same (uid, attempt)."""
         ...

@@ -97,11 +97,16 @@ class Engine:
         capacity: ResourceVector,
         teams: Mapping[str, TeamSpec],
         resources: Iterable[str] = (),
+        nodes: Iterable[ResourceVector] = (),
     ) -> None:
         self.rules = rules
         names = set(capacity) | set(resources) | {r for t in teams.values() for r in t.quotas}
         self.space = ResourceSpace(names)
         self.capacity: Vec = self.space.vec(capacity)
+        self.nodes: list[Vec] = sorted(
+            {self.space.vec({r: n for r, n in node.items() if r in self.space.index}) for node in nodes}
+        )
+        """Distinct node shapes (empty: one machine); only for "can any node hold one worker?"."""
         self.book = QuotaBook(self.space, [teams[name] for name in sorted(teams)])
         self.book.set_capacity_scale(self.capacity)
         n_res = len(self.space.names)
@@ -170,7 +175,7 @@ class Engine:
             raise ValueError(f"job {req.id!r} appears twice")
         team = self._team(req.team)
         need = self._need(req)
-        never = inadmissible_reason(self, team, need)
+        never = inadmissible_reason(self, team, req, need)
         if never is not None:
             self.inadmissible[req.id] = never
             return

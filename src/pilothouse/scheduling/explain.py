@@ -23,18 +23,35 @@ if TYPE_CHECKING:
     from pilothouse.scheduling.queues import PendingJob
     from pilothouse.scheduling.quota import QuotaBlock
     from pilothouse.scheduling.resources import Vec
+    from pilothouse.scheduling.snapshot import JobRequest
 
 INF = float("inf")
 
 
-def inadmissible_reason(engine: Engine, team: int, need: Vec) -> str | None:
-    """Why a job of ``team`` needing ``need`` cannot start however long it waits (as capacity and quotas
-    are now), or None if it can, in time."""
+def inadmissible_reason(engine: Engine, team: int, req: JobRequest, need: Vec) -> str | None:
+    """Why job ``req`` of ``team`` (needing ``need`` in all) cannot start however long it waits (as
+    capacity, nodes and quotas are now), or None if it can, in time."""
     short = first_short(need, engine.capacity)
-    if short is None and (not engine.rules.quotas or engine.book.over_ceiling(team, need) is None):
+    worker = engine.space.vec(req.per_worker) if engine.nodes else None
+    placeable = worker is None or any(fits(worker, node) for node in engine.nodes)
+    if (
+        short is None
+        and placeable
+        and (not engine.rules.quotas or engine.book.over_ceiling(team, need) is None)
+    ):
         return None  # the common case, once per submitted job: keep it cheap
     names = engine.space.names
     team_name = engine.book.teams[team].name
+    if short is None and worker is not None and not placeable:
+        largest = [max(node[r] for node in engine.nodes) for r in range(len(names))]
+        over = first_short(worker, largest)
+        if over is not None:
+            return (
+                f"team {team_name}: cannot start here: each worker needs {amount(names[over], worker[over])}, "
+                f"more than any node has (largest: {amount(names[over], largest[over])})"
+            )
+        wants = ", ".join(amount(names[r], n) for r, n in enumerate(worker) if n)
+        return f"team {team_name}: cannot start here: each worker needs {wants} on one node, and no node has all of it"
     if short is not None:
         name = names[short]
         return (

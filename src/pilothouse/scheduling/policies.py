@@ -41,7 +41,7 @@ def engine_for(rules: Rules, snapshot: Snapshot) -> Engine:
     teams = {
         key: spec if spec.name == key else replace(spec, name=key) for key, spec in snapshot.teams.items()
     }
-    engine = Engine(rules, snapshot.capacity, teams, resources)
+    engine = Engine(rules, snapshot.capacity, teams, resources, snapshot.nodes)
     for running in sorted(snapshot.running, key=lambda job: job.request.id):
         engine.add_running(running)
     for pending in sorted(snapshot.pending, key=lambda job: (job.submitted, job.id)):

@@ -71,6 +71,10 @@ class Snapshot:
     nominated: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Pending job -> the jobs an earlier decision preempted for it: once they are gone, the room they held
     goes to that job first (the caller carries this from one decision to the next)."""
+    nodes: Sequence[ResourceVector] = ()
+    """Each schedulable node's allocatable, where capacity is spread over nodes (Kubernetes): one worker
+    runs on one node, so a worker no node can hold makes its job inadmissible. Empty: all of
+    ``capacity`` is one machine (the local runtime)."""
 
 
 @dataclass(frozen=True)

@@ -91,20 +91,28 @@ def job_run_state(job: dict[str, Any], uid: str) -> JobRunState | None:
     )
 
 
-def node_capacity(nodes: list[dict[str, Any]]) -> dict[str, int]:
-    """Sum of ``status.allocatable`` over schedulable nodes: accelerators as counts (resource names with
-    a ``/``), ``cpu`` in millicores, ``memory`` in bytes. Cordoned nodes (``spec.unschedulable``) are left out."""
-    total: dict[str, int] = {}
+def node_shapes(nodes: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """``status.allocatable`` of each schedulable node: accelerators as counts (resource names with a
+    ``/``), ``cpu`` in millicores, ``memory`` in bytes. Cordoned nodes (``spec.unschedulable``) are left out."""
+    shapes: list[dict[str, int]] = []
     for node in nodes:
         if (node.get("spec") or {}).get("unschedulable"):
             continue
+        shape: dict[str, int] = {}
         for resource, amount in ((node.get("status") or {}).get("allocatable") or {}).items():
             value = parse_quantity(str(amount))
             if resource == "cpu":
-                units = int(value * 1000)
+                shape[resource] = int(value * 1000)
             elif resource == "memory" or "/" in resource:
-                units = int(value)
-            else:
-                continue
+                shape[resource] = int(value)
+        shapes.append(shape)
+    return shapes
+
+
+def node_capacity(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """Sum of ``node_shapes`` over the schedulable nodes."""
+    total: dict[str, int] = {}
+    for shape in node_shapes(nodes):
+        for resource, units in shape.items():
             total[resource] = total.get(resource, 0) + units
     return total

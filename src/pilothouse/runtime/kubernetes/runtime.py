@@ -57,6 +57,7 @@ from pilothouse.runtime.kubernetes.jobstate import (
     is_finished,
     job_run_state,
     node_capacity,
+    node_shapes,
 )
 from pilothouse.runtime.kubernetes.replicas import owner_uid, replica_states, revision_of
 from pilothouse.runtime.kubernetes.rest import NativeApi, Obj
@@ -296,6 +297,9 @@ class KubernetesRuntime:
 
     def capacity(self) -> dict[str, int]:
         return node_capacity(self.api.list("Node"))
+
+    def nodes(self) -> list[dict[str, int]]:
+        return node_shapes(self.api.list("Node"))
 
     def _batch_job(self, uid: str) -> Obj | None:
         return next((j for j in self.api.list("Job", None, JOB_SELECTOR) if owner_uid(j) == uid), None)

@@ -305,6 +305,10 @@ class LocalRuntime:
 
     # -- the JobRuntime protocol (``jobs.LocalJobs`` does the work) -----------------------------------------
 
+    def nodes(self) -> list[dict[str, int]]:
+        """One machine: ``capacity`` is all of it, so there are no nodes to fit a worker into."""
+        return []
+
     def capacity(self) -> Capacity:
         """Totals per resource as a mapping (accelerators, ``cpu`` millicores, ``memory`` bytes: the
         ``JobRuntime`` contract), with the accelerator view as ``.total``/``.free``/``.gpus``. Only
