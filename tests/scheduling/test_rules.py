@@ -335,6 +335,10 @@ def test_fair_never_preempts_a_job_it_admits_in_the_same_decision() -> None:
     d = make_policy("fair").schedule(snap(5, teams, run, pending))
     assert [a.job_id for a in d.admit] == ["p1"]
     assert d.preempt == []
+    # r1's quota goes with it: p0 is not "at quota", it waits for that release.
+    assert [(w.job_id, w.reason) for w in d.waiting] == [
+        ("p0", "team t1: waiting for preempted job r1 to release 2 nvidia.com/gpu")
+    ]
 
 
 def test_las_never_preempts_a_job_it_admits_in_the_same_decision() -> None:

@@ -619,12 +619,27 @@ class _Cycle:
         soon = [a + p for a, p in zip(self.avail, pool, strict=True)]
         if not fits(job.need, soon):
             return False
-        if self.rules.quotas and self.e.book.check(job.team, job.need) is not None:
+        if self.rules.quotas and not self._quota_allows_after_release(job):
             return False  # its own quota stops it, whatever is released
         for r, amount_ in enumerate(job.need):
             pool[r] -= max(0.0, amount_ - self.avail[r])
         self.claims[job.id] = sorted(self.e.terminating)
         return True
+
+    def _quota_allows_after_release(self, job: PendingJob) -> bool:
+        """Whether ``job`` is within quota once the terminating jobs are gone: their quota is released with
+        them (a team waiting for its own job's preemption to finish is not "at quota" because of it).
+        Victims chosen in this cycle are already counted as freed (``tentative``)."""
+        book = self.e.book
+        counted = {rec.id for rec in self.tentative}
+        leaving = [rec for rec in self.e.terminating.values() if rec.id not in counted]
+        for rec in leaving:
+            book.change(rec.team, rec.need, -1)
+        try:
+            return book.check(job.team, job.need) is None
+        finally:
+            for rec in leaving:
+                book.change(rec.team, rec.need, +1)
 
     def _apply(self, job: PendingJob, victims: list[Victim]) -> None:
         e = self.e
