@@ -165,3 +165,29 @@ def test_queue_shows_position_eta_and_reason_and_delete_cancels(
         timeout=60,
         what="the next job starts once the GPUs are handed over",
     )
+
+
+def test_a_job_larger_than_the_machine_is_inadmissible_and_the_next_runs(
+    control_plane_factory: Callable[..., ControlPlane], tmp_path: Path
+) -> None:
+    plane = control_plane_factory(extra_args=["--accelerators", "nvidia.com/gpu=2"])
+    # No expected duration on either: before, the 3-GPU gang took a reservation no release could meet,
+    # and the 1-GPU job waited behind it on two idle GPUs.
+    huge = job("huge", "default", gpus=1, seconds=30, workers=3)
+    small = job("small", "default", gpus=1, seconds=30)
+    short = job("short", "default", gpus=1, seconds=60, activeDeadlineSeconds=2)
+    for doc in (huge, small, short):
+        spec = doc["spec"]
+        assert isinstance(spec, dict)
+        del spec["expectedDurationSeconds"]
+    plane.cli("apply", "-f", str(write(tmp_path, "jobs.yaml", [huge, small, short])))
+    wait_for(lambda: phase(plane, "small", "default") == "Running", timeout=60, what="small runs past huge")
+    wait_for(
+        lambda: status(plane, "huge", "default").get("reason") == "Inadmissible", timeout=30, what="reason"
+    )
+    queue = plane.cli("queue").stdout
+    assert "never" in queue and "more than the cluster has for jobs in all (2 nvidia.com/gpu)" in queue
+    described = plane.cli("describe", "job", "huge").stdout
+    assert "estimated start never" in described and "Warning  Inadmissible" in described
+    wait_for(lambda: phase(plane, "short", "default") == "Failed", timeout=60, what="deadline ends short")
+    assert "(no exit code: DeadlineExceeded)" in plane.cli("describe", "job", "short").stdout

@@ -132,7 +132,12 @@ def _describe_job(obj: Job) -> None:
     if status.startTime:
         _field("Started", status.startTime)
     if status.completionTime:
-        _field("Completed", f"{status.completionTime} (exit code {status.exitCode})")
+        code = (
+            f"exit code {status.exitCode}"
+            if status.exitCode is not None
+            else f"no exit code: {status.reason}"
+        )
+        _field("Completed", f"{status.completionTime} ({code})")
     _spec(obj)
     _conditions(status.conditions)
 
