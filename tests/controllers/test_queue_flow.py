@@ -251,3 +251,40 @@ def test_a_worker_larger_than_every_node_is_inadmissible(make_queue: Any) -> Non
         "each worker needs 8 nvidia.com/gpu, more than any node has (largest: 4"
         in q.get("whole").status.message
     )
+
+
+class LosesFirstAdmission(SqlStore):
+    """A store where the first admission write meets a concurrent change (as when the job's own
+    reconciler writes its status at the same moment)."""
+
+    lost = 0
+
+    def update_status(self, obj: Any) -> Any:
+        if isinstance(obj, Job) and obj.status.phase == "Admitted" and not self.lost:
+            self.lost += 1
+            raise Conflict(f"Job {obj.metadata.name} changed")
+        return super().update_status(obj)
+
+
+def test_an_admission_lost_to_a_concurrent_write_is_decided_again_at_once(tmp_path: Path) -> None:
+    # Before, the pass logged "the next pass sees it" and nothing ran it until the periodic resync
+    # (10 s in `up`): a job on an idle machine waited up to that long to start.
+    store = LosesFirstAdmission(tmp_path / "q.db")
+    runtime = FakeRuntime()
+    runtime.gpus = 4
+    manager = Manager(store, [], resync_seconds=3600)
+    queue = QueuePass(store, runtime, runtime, make_policy("fair"))
+    jobs = JobReconciler(store, runtime, queue, manager.enqueue)
+    manager.register(jobs)
+    manager.start()
+    try:
+        store.create(job("prompt", gpus=1))
+        wait_for(lambda: store.lost == 1, what="the first admission write lost")
+        wait_for(
+            lambda: store.get("Job", "default", "prompt").status.phase in ("Admitted", "Running"),
+            timeout=5,
+            what="admitted by the retried pass, long before any resync",
+        )
+    finally:
+        manager.stop()
+        store.close()

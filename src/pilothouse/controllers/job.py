@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_KEY = ObjectKey("Job", "", "__queue__")
 DELETED_JOB_GRACE_SECONDS = 5.0
+QUEUE_RETRY_SECONDS = 0.05
+"""How soon the queue pass runs again after one of its writes met a concurrent change."""
 
 
 class JobReconciler:
@@ -48,7 +50,8 @@ class JobReconciler:
 
     def reconcile(self, key: ObjectKey) -> Result:
         if key == QUEUE_KEY:
-            self.queue.run()
+            if self.queue.run():  # a decision lost to a concurrent write: decide again now, not at resync
+                return Result(requeue_after=QUEUE_RETRY_SECONDS)
             return Result()
         try:
             job = self.store.get(self.kind, key.namespace, key.name)

@@ -57,6 +57,8 @@ class QueuePass:
         self.budgets = budgets
         """Month-to-date spend (from metering): teams whose budget holds jobs get none admitted."""
         self.last_decisions: Decisions | None = None
+        self.conflicted = False
+        """Whether the last pass lost a write to a concurrent change (see ``run``)."""
         self.nominated: dict[str, list[str]] = {}
         """Job id -> the jobs preempted for it, carried into the next passes (``Snapshot.nominated``) so
         the room goes to the job it was freed for. Lost on restart: the job then competes like any other."""
@@ -75,7 +77,11 @@ class QueuePass:
                     by_endpoints[resource] = by_endpoints.get(resource, 0) + held
         return capacity, by_endpoints
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """One pass; True when a decision could not be written because the object changed meanwhile (a
+        job's own reconciler wrote its status): the caller should run the pass again soon, since nothing
+        else will (the pass's own writes do not enqueue it)."""
+        self.conflicted = False
         now = self.clock()
         teams = [t for t in self.store.list("Team").items if isinstance(t, Team)]
         jobs = [j for j in self.store.list("Job").items if isinstance(j, Job)]
@@ -133,6 +139,7 @@ class QueuePass:
         for job, reason in inputs.budget_held:  # cost: over budget, new jobs wait
             self._write_waiting(job, None, None, BUDGET_EXCEEDED, reason)
         self._write_team_status(teams, jobs, inputs.snapshot)
+        return self.conflicted
 
     def _write_waiting(
         self,
@@ -167,7 +174,8 @@ class QueuePass:
         try:
             self.store.update_status(job)
         except (Conflict, NotFound):
-            log.debug("job %s changed during the queue pass; the next pass sees it", job_id(job))
+            log.debug("job %s changed during the queue pass; running the pass again", job_id(job))
+            self.conflicted = True
             return
         if event is not None:
             kind, reason, message = event
