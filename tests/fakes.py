@@ -14,6 +14,7 @@ from pathlib import Path
 from pilothouse.api.errors import FieldProblem
 from pilothouse.api.modelendpoint import ModelEndpoint
 from pilothouse.runtime.protocol import (
+    HandoverSummary,
     InsufficientResources,
     JobRun,
     JobRunPhase,
@@ -39,6 +40,7 @@ class FakeRuntime:
         self._callbacks: list[Callable[[str], None]] = []
         self.gpus = 0
         self.node_shapes: list[dict[str, int]] = []
+        self.handovers: HandoverSummary | None = None
         """Per-node amounts (``nodes()``); empty: one machine, as the local runtime."""
         self.job_runs: dict[str, JobRunState] = {}
         self.started_runs: list[JobRun] = []
@@ -143,6 +145,9 @@ class FakeRuntime:
 
     def nodes(self) -> list[dict[str, int]]:
         return list(self.node_shapes)
+
+    def handover_summary(self) -> HandoverSummary | None:
+        return self.handovers
 
     def _gpus_in_use(self) -> int:
         return sum(

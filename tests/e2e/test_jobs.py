@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from support import ControlPlane, wait_for
 
@@ -165,6 +167,16 @@ def test_queue_shows_position_eta_and_reason_and_delete_cancels(
         timeout=60,
         what="the next job starts once the GPUs are handed over",
     )
+    # Both GPUs went from the cancelled job to the next one: two hand-overs, exported with their latency;
+    # "second" waited while "first" held both GPUs, so no GPU was idle while it waited.
+    metrics = {
+        s.name: s.value
+        for family in text_string_to_metric_families(httpx.get(f"{plane.url}/metrics").text)
+        for s in family.samples
+    }
+    assert metrics["pilothouse_gpu_handover_seconds_count"] == 2
+    assert 0 <= metrics["pilothouse_gpu_handover_seconds_sum"] < 30
+    assert metrics.get("pilothouse_gpu_idle_while_jobs_wait_seconds_total", 0.0) < 1.0
 
 
 def test_a_job_larger_than_the_machine_is_inadmissible_and_the_next_runs(

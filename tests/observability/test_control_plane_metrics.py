@@ -17,8 +17,10 @@ from pilothouse.api.job import Job
 from pilothouse.api.team import Team
 from pilothouse.controllers.manager import Manager, ObjectKey, Result
 from pilothouse.controllers.metrics import ControlPlaneCollector, ControlPlaneMetrics
+from pilothouse.controllers.queue import QueuePass
 from pilothouse.observability.gpus import NvmlTelemetry
-from pilothouse.runtime.protocol import JobRunState, OwnerRef, ReplicaState, WorkerState
+from pilothouse.runtime.protocol import HandoverSummary, JobRunState, OwnerRef, ReplicaState, WorkerState
+from pilothouse.scheduling.policies import make_policy
 from pilothouse.store.sql import SqlStore
 from support import wait_for
 
@@ -203,3 +205,68 @@ def test_naming_checker_catches_bad_names() -> None:
         "pilothouse_memory: a size without the _bytes unit",
     ):
         assert fragment in problems
+
+
+def test_collector_exports_gpu_handover_latency_where_the_runtime_hands_devices_over() -> None:
+    runtime = FakeRuntime()
+    registry = CollectorRegistry()
+    registry.register(ControlPlaneCollector(EmptyStore(), runtime, runtime, None))  # type: ignore[arg-type]
+    assert not any(k[0].startswith("pilothouse_gpu_handover") for k in samples(registry))  # None: absent
+    runtime.handovers = HandoverSummary(count=3, total_seconds=0.6, max_seconds=0.35)
+    assert naming_problems(generate_latest(registry).decode()) == []
+    got = samples(registry)
+    assert got[("pilothouse_gpu_handover_seconds_count", ())] == 3
+    assert got[("pilothouse_gpu_handover_seconds_sum", ())] == 0.6
+    assert got[("pilothouse_gpu_handover_max_seconds", ())] == 0.35
+
+
+def test_queue_pass_counts_accelerator_seconds_idle_while_jobs_wait(tmp_path: Path) -> None:
+    # 4 GPUs; "holder" runs on 2; "wide" wants 3 and waits: 2 GPUs sit idle while it does.
+    store = SqlStore(tmp_path / "q.db")
+    runtime = FakeRuntime()
+    runtime.gpus = 4
+    clock = [1000.0]
+    metrics = ControlPlaneMetrics(CollectorRegistry(), clock=lambda: clock[0])
+    queue = QueuePass(
+        store,
+        runtime,
+        runtime,
+        make_policy("fair"),
+        clock=lambda: clock[0],
+        on_idle=metrics.idle_while_waiting_seconds,
+    )
+
+    def idle() -> float:
+        value = metrics.registry.get_sample_value(
+            "pilothouse_gpu_idle_while_jobs_wait_seconds_total", {"resource": "nvidia.com/gpu"}
+        )
+        return value or 0.0
+
+    def job(name: str, gpus: int) -> Job:
+        return Job.model_validate(
+            {
+                "metadata": {"name": name, "namespace": "ml"},
+                "spec": {"command": ["true"], "resources": {"accelerators": {"nvidia.com/gpu": gpus}}},
+            }
+        )
+
+    store.create(job("holder", 2))
+    queue.run()  # admits holder; nothing waits
+    assert store.get("Job", "ml", "holder").status.phase == "Admitted"
+    store.create(job("wide", 3))
+    clock[0] += 5.0
+    queue.run()  # wide waits from here on, with 2 GPUs free
+    clock[0] += 10.0
+    queue.run()
+    assert idle() == 20.0  # 2 GPUs x 10 s (the 5 s before wide existed, with nothing waiting, count 0)
+    store.create(job("huge", 9))  # inadmissible: not work that could use the idle GPUs
+    clock[0] += 1.0
+    queue.run()
+    assert idle() == 22.0
+    store.delete("Job", "ml", "wide")
+    clock[0] += 1.0
+    queue.run()  # the last second wide waited still counts
+    clock[0] += 10.0
+    queue.run()  # only huge is pending now, and it can never use them: nothing more counts
+    assert idle() == 24.0
+    store.close()

@@ -26,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from pilothouse.api.job import Job, JobPhase
@@ -35,7 +35,7 @@ from pilothouse.api.modelendpoint import DEFAULT_GPU_RESOURCE, ModelEndpoint
 from pilothouse.api.registry import Resource
 from pilothouse.api.team import Team
 from pilothouse.observability.gpus import GpuTelemetry
-from pilothouse.runtime.protocol import JobRuntime, Runtime
+from pilothouse.runtime.protocol import HandoverSummary, JobRuntime, Runtime
 from pilothouse.store.protocol import Store
 
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -97,6 +97,14 @@ class ControlPlaneMetrics:
             registry=registry,
         )
         self._admitted: set[str] = set()
+        self.idle_while_waiting = Counter(
+            "pilothouse_gpu_idle_while_jobs_wait_seconds",
+            "Accelerator-seconds free while at least one admissible job waited (the queue pass's view: "
+            "capacity for jobs minus what running and admitted jobs hold), by resource. 0 growth = no "
+            "accelerator sat idle while work waited.",
+            ["resource"],
+            registry=registry,
+        )
 
     # -- hooks (called by the manager) ------------------------------------------------------------
 
@@ -116,6 +124,11 @@ class ControlPlaneMetrics:
         if error:
             self.reconcile_errors.labels(kind).inc()
         self.reconcile_duration.labels(kind).observe(seconds)
+
+    def idle_while_waiting_seconds(self, resource: str, seconds: float) -> None:
+        """Hook for the queue pass: ``seconds`` accelerator-seconds of ``resource`` were idle while jobs
+        waited."""
+        self.idle_while_waiting.labels(resource).inc(seconds)
 
     def observed(self, event_type: str, obj: Resource) -> None:
         """A store event: a job seen admitted for the first time adds its submit -> admitted wait.
@@ -218,7 +231,7 @@ class ControlPlaneCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())  # state is read at scrape time only; nothing to read at registration
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         endpoints = [o for o in self.store.list("ModelEndpoint").items if isinstance(o, ModelEndpoint)]
         jobs = [o for o in self.store.list("Job").items if isinstance(o, Job)]
         yield _by_phase(
@@ -250,8 +263,27 @@ class ControlPlaneCollector(Collector):
             devices.add_metric([resource, "free"], max(0, total - allocated))
         yield devices
         yield from _budget_families([t for t in self.store.list("Team").items if isinstance(t, Team)])
+        handovers = self.jobs.handover_summary() if self.jobs is not None else None
+        if handovers is not None:
+            yield from _handover_families(handovers)
         if self.gpus is not None:
             yield from _gpu_families(self.gpus, held)
+
+
+def _handover_families(summary: HandoverSummary) -> Iterator[Metric]:
+    """Accelerator hand-over latency (released clean by its last holder -> the next job worker on it
+    started), over every hand-over since the runtime started."""
+    yield SummaryMetricFamily(
+        "pilothouse_gpu_handover_seconds",
+        "Time from an accelerator's clean release by its last holder to the start of the next job worker on it.",
+        count_value=summary.count,
+        sum_value=summary.total_seconds,
+    )
+    longest = GaugeMetricFamily(
+        "pilothouse_gpu_handover_max_seconds", "The longest accelerator hand-over since the runtime started."
+    )
+    longest.add_metric([], summary.max_seconds)
+    yield longest
 
 
 def _budget_families(teams: list[Team]) -> Iterator[GaugeMetricFamily]:

@@ -48,6 +48,7 @@ class QueuePass:
         policy: Policy,
         clock: Callable[[], float] = time.time,
         budgets: BudgetLedger | None = None,
+        on_idle: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -56,6 +57,10 @@ class QueuePass:
         self.clock = clock
         self.budgets = budgets
         """Month-to-date spend (from metering): teams whose budget holds jobs get none admitted."""
+        self.on_idle = on_idle
+        """Observability hook: (accelerator resource, seconds) idle while admissible jobs waited."""
+        self._idle: tuple[float, dict[str, int]] = (clock(), {})
+        """Since when, and how many of each accelerator, sat free while jobs waited (after the last pass)."""
         self.last_decisions: Decisions | None = None
         self.conflicted = False
         """Whether the last pass lost a write to a concurrent change (see ``run``)."""
@@ -94,6 +99,7 @@ class QueuePass:
         snapshot = replace(inputs.snapshot, nominated=dict(self.nominated))
         decisions = self.policy.schedule(snapshot)
         self.last_decisions = decisions
+        self._account_idle(now, snapshot, decisions)
         for admit in decisions.admit:
             self.nominated.pop(admit.job_id, None)
         for preempt in decisions.preempt:
@@ -140,6 +146,28 @@ class QueuePass:
             self._write_waiting(job, None, None, BUDGET_EXCEEDED, reason)
         self._write_team_status(teams, jobs, inputs.snapshot)
         return self.conflicted
+
+    def _account_idle(self, now: float, snapshot: Snapshot, decisions: Decisions) -> None:
+        """Integrate free accelerators over the time admissible jobs waited, piecewise constant between
+        passes: every change of what is free or waiting (a job submitted, admitted, finished, preempted)
+        runs a pass, and the resync bounds the rest. Inadmissible jobs do not count as waiting work; GPUs
+        model endpoints hold are not free."""
+        since, free = self._idle
+        if self.on_idle is not None and now > since:
+            for resource, count in sorted(free.items()):
+                if count > 0:
+                    self.on_idle(resource, count * (now - since))
+        if not decisions.waiting:
+            self._idle = (now, {})
+            return
+        admitted = {a.job_id for a in decisions.admit}
+        holding = [r.request for r in snapshot.running] + [p for p in snapshot.pending if p.id in admitted]
+        left = {r: n for r, n in snapshot.capacity.items() if "/" in r}
+        for request in holding:
+            for resource, per_worker in request.per_worker.items():
+                if resource in left:
+                    left[resource] -= per_worker * request.workers
+        self._idle = (now, left)
 
     def _write_waiting(
         self,

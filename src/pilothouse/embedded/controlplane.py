@@ -111,10 +111,15 @@ class EmbeddedControlPlane:
             store, runtime, routes, self.gateway_url, traffic=routes, decider=Autoscaler(routes)
         )
         ledger = BudgetLedger()  # cost: month-to-date spend, priced by the metering loop
-        queue = QueuePass(
-            store, runtime, runtime, make_policy(self.settings.scheduling_policy), budgets=ledger
-        )
         observability = Observability.from_env(os.environ)  # observability: metrics, top, tracing
+        queue = QueuePass(
+            store,
+            runtime,
+            runtime,
+            make_policy(self.settings.scheduling_policy),
+            budgets=ledger,
+            on_idle=observability.metrics.idle_while_waiting_seconds,
+        )
         manager = Manager(
             store, [], resync_seconds=self.settings.resync_seconds, metrics=observability.metrics
         )

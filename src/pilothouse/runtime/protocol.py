@@ -163,11 +163,31 @@ class InsufficientResources(Exception):
     """The runtime cannot start the gang now (devices not free); the queue should not have admitted it."""
 
 
+@dataclass(frozen=True)
+class HandoverSummary:
+    """Every accelerator hand-over to a job worker since the runtime started: the device was released by
+    its last holder (process tree gone, and where NVML works, no process left on it) -> the next job
+    worker on it started."""
+
+    count: int
+    total_seconds: float
+    max_seconds: float
+
+    @property
+    def mean_seconds(self) -> float:
+        return self.total_seconds / self.count if self.count else 0.0
+
+
 class JobRuntime(Protocol):
     """Where admitted jobs run. Implemented by the local runtime (processes) and, later, Kubernetes."""
 
     def capacity(self) -> dict[str, int]:
         """Total schedulable amount per resource: accelerators as counts, ``cpu`` in millicores, ``memory`` in bytes."""
+        ...
+
+    def handover_summary(self) -> HandoverSummary | None:
+        """Hand-over latencies, where this runtime hands devices over itself (local); None where the
+        cluster does (Kubernetes: the kubelet's device plugin)."""
         ...
 
     def nodes(self) -> list[dict[str, int]]:

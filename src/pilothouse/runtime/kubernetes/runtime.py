@@ -61,7 +61,7 @@ from pilothouse.runtime.kubernetes.jobstate import (
 )
 from pilothouse.runtime.kubernetes.replicas import owner_uid, replica_states, revision_of
 from pilothouse.runtime.kubernetes.rest import NativeApi, Obj
-from pilothouse.runtime.protocol import JobRun, JobRunState, ReplicaState, WorkloadSpec
+from pilothouse.runtime.protocol import HandoverSummary, JobRun, JobRunState, ReplicaState, WorkloadSpec
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,9 @@ class KubernetesRuntime:
 
     def nodes(self) -> list[dict[str, int]]:
         return node_shapes(self.api.list("Node"))
+
+    def handover_summary(self) -> HandoverSummary | None:
+        return None  # the kubelet's device plugin hands devices over; nothing here sees it
 
     def _batch_job(self, uid: str) -> Obj | None:
         return next((j for j in self.api.list("Job", None, JOB_SELECTOR) if owner_uid(j) == uid), None)

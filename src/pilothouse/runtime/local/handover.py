@@ -33,6 +33,7 @@ import psutil
 
 from pilothouse.api.modelendpoint import DEFAULT_GPU_RESOURCE
 from pilothouse.runtime.local.gpus import DeviceAllocator, DeviceKey
+from pilothouse.runtime.protocol import HandoverSummary
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,6 @@ class HandoverSample:
     """Wall clock: the job worker that got the device was started."""
     seconds: float
     """``started_at - released_at``, measured on the monotonic clock."""
-
-
-@dataclass(frozen=True)
-class HandoverSummary:
-    count: int
-    total_seconds: float
-    max_seconds: float
-
-    @property
-    def mean_seconds(self) -> float:
-        return self.total_seconds / self.count if self.count else 0.0
 
 
 @dataclass

@@ -34,7 +34,6 @@ from pilothouse.runtime.local.handover import (
     DEFAULT_TIMEOUT,
     DeviceHandover,
     HandoverSample,
-    HandoverSummary,
     Nvml,
     open_nvml,
 )
@@ -55,6 +54,7 @@ from pilothouse.runtime.local.records import RecordStore, ReplicaRecord
 from pilothouse.runtime.local.replica import Replica
 from pilothouse.runtime.local.supervisor import Backoff, Monitor, probe, read_termination_log
 from pilothouse.runtime.protocol import (
+    HandoverSummary,
     JobRun,
     JobRunState,
     NotSupported,
