@@ -288,3 +288,27 @@ def test_an_admission_lost_to_a_concurrent_write_is_decided_again_at_once(tmp_pa
     finally:
         manager.stop()
         store.close()
+
+
+class LosesFirstTeamStatus(SqlStore):
+    lost = 0
+
+    def update_status(self, obj: Any) -> Any:
+        if isinstance(obj, Team) and not self.lost:
+            self.lost += 1
+            raise Conflict(f"Team {obj.metadata.name} changed")
+        return super().update_status(obj)
+
+
+def test_a_pass_that_loses_a_write_asks_to_run_again(tmp_path: Path) -> None:
+    store = LosesFirstTeamStatus(tmp_path / "q.db")
+    runtime = FakeRuntime()
+    runtime.gpus = 4
+    queue = QueuePass(store, runtime, runtime, make_policy("fair"))
+    store.create(team("vision", 4))
+    store.create(job("train", "vision", gpus=2))
+    assert queue.run() is True  # the Team's usage was not written
+    assert queue.run() is False
+    written = store.get("Team", "", "vision")
+    assert isinstance(written, Team) and written.status.runningJobs == 1
+    store.close()

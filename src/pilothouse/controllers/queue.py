@@ -83,9 +83,9 @@ class QueuePass:
         return capacity, by_endpoints
 
     def run(self) -> bool:
-        """One pass; True when a decision could not be written because the object changed meanwhile (a
-        job's own reconciler wrote its status): the caller should run the pass again soon, since nothing
-        else will (the pass's own writes do not enqueue it)."""
+        """One pass; True when a decision (or a Team's usage) could not be written because the object
+        changed meanwhile (a job's own reconciler, or metering, wrote its status): the caller should run
+        the pass again soon, since nothing else will (the pass's own writes do not enqueue it)."""
         self.conflicted = False
         now = self.clock()
         teams = [t for t in self.store.list("Team").items if isinstance(t, Team)]
@@ -241,7 +241,9 @@ class QueuePass:
                 team.status = status
                 try:
                     self.store.update_status(team)
-                except (Conflict, NotFound):
+                except Conflict:  # metering wrote the Team's spend meanwhile: write usage again soon
+                    self.conflicted = True
+                except NotFound:
                     continue
 
 
