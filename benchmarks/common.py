@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,12 +109,12 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0
 
 
 @contextmanager
-def pilothouse_up(data_dir: Path) -> Iterator[Platform]:
+def pilothouse_up(data_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[Platform]:
     """Run ``pilothouse up`` in the background; on exit SIGINT it (it stops its replicas) and wait."""
     port, gateway_port = free_port(), free_port()
     log_path = data_dir / "up.log"
     cmd = [sys.executable, "-m", "pilothouse.cli", "up", "--port", str(port)]
-    cmd += ["--gateway-port", str(gateway_port), "--data-dir", str(data_dir)]
+    cmd += ["--gateway-port", str(gateway_port), "--data-dir", str(data_dir), *extra_args]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -308,3 +308,16 @@ def test_a_command_that_cannot_run_fails_the_attempt(
     state = wait_for(lambda: finished(runtime), what="the failed start")
     assert (state.phase, state.reason) == ("Failed", "StartFailed")
     assert "working directory '/nonexistent/dir' does not exist" in state.message
+
+
+def test_a_worker_exit_is_noticed_at_once_not_at_the_next_monitor_tick(
+    make_runtime: Callable[..., LocalRuntime], job: Callable[..., JobRun]
+) -> None:
+    # A 5 s tick: before, the exit was seen up to 5 s late and the GPU stayed with a finished job.
+    runtime = make_runtime(accelerators={GPU: 1}, probe_interval=5.0)
+    time.sleep(0.2)  # let the monitor's first tick pass, so the next one is 5 s away
+    runtime.start_job(job("train", 1, "all=exit:0", gpus=1))
+    started = time.monotonic()
+    state = wait_for(lambda: finished(runtime), timeout=4.0, what="the finished gang noticed")
+    assert state.phase == "Succeeded"
+    assert time.monotonic() - started < 2.0
