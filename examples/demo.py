@@ -200,10 +200,23 @@ def _gpu_queue(server: str, env: dict[str, str]) -> None:
                 f"[bold]{job.metadata.name}[/bold] was preempted {job.status.preemptions}x and requeued "
                 f"(retries kept: {job.status.failures} failures); now {job.status.phase}"
             )
-        wait_until(
-            "the requeued job runs again on the GPUs bert released",
-            lambda: all(p == "Running" for k, p in job_phases(client).items() if k.startswith("vision/")),
-        )
+        if not preempted:
+            raise SystemExit("no job of team vision was preempted: nlp's quota was not reclaimed")
+        requeued = {f"vision/{j.metadata.name}" for j in preempted}
+
+        def ran_again() -> bool:
+            # Running again, or already done: a short job may finish between two polls on a slow machine.
+            jobs = {
+                f"vision/{j.metadata.name}": j
+                for j in client.list(resolve_kind("job"), "vision")
+                if isinstance(j, Job)
+            }
+            return all(
+                jobs[k].status.attempts >= 2 and jobs[k].status.phase in ("Running", "Succeeded")
+                for k in requeued
+            )
+
+        wait_until("the requeued job runs again on the GPUs bert released", ran_again)
         run_cli("get", "teams", env=env)
     step("Cancelling vision's jobs")
     run_cli("delete", "job", "resnet", "vit", "-n", "vision", env=env)
