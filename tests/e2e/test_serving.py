@@ -307,7 +307,7 @@ def test_canary_under_load_shows_its_split_and_promotes(
 ) -> None:
     rollout = {
         "strategy": "canary",
-        "steps": [{"weight": 30, "pauseSeconds": 1}, {"weight": 60, "pauseSeconds": 4}],
+        "steps": [{"weight": 30, "pauseSeconds": 1}, {"weight": 60, "pauseSeconds": 10}],
         "analysis": {"minRequests": 5, "maxErrorRate": 0.0},
     }
     path = manifest(tmp_path / "iris.yaml", iris_model, rollout=rollout)
@@ -322,7 +322,8 @@ def test_canary_under_load_shows_its_split_and_promotes(
         before, started = running.ok, time.monotonic()
         control_plane.cli("apply", "-f", str(path))
         wait_for(lambda: {1: 70, 2: 30} in watch.splits, timeout=30, what="the first canary step")
-        # Hold the canary mid-way (step 1's pause is 1 s, step 2's 4 s) to read the split with the CLI.
+        # Hold the canary mid-way (step 1's pause is 1 s, step 2's 10 s: room for a CLI start on a loaded
+        # machine) to read the split with the CLI.
         control_plane.cli("rollout", "pause", "iris")
         wait_for(
             lambda: endpoint(control_plane)["status"]["rolloutPhase"] == "Paused", timeout=15, what="Paused"
