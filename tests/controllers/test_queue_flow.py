@@ -7,7 +7,7 @@ in well under a second each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,23 +253,26 @@ def test_a_worker_larger_than_every_node_is_inadmissible(make_queue: Any) -> Non
     )
 
 
-class LosesFirstAdmission(SqlStore):
-    """A store where the first admission write meets a concurrent change (as when the job's own
-    reconciler writes its status at the same moment)."""
+class LosesFirstWrite(SqlStore):
+    """A store where the first status write of an object ``loses`` picks meets a concurrent change (as
+    when a job's own reconciler, or metering, writes the same status at the same moment)."""
 
-    lost = 0
+    def __init__(self, path: Path, loses: Callable[[Any], bool]) -> None:
+        super().__init__(path)
+        self.loses = loses
+        self.lost = 0
 
     def update_status(self, obj: Any) -> Any:
-        if isinstance(obj, Job) and obj.status.phase == "Admitted" and not self.lost:
+        if not self.lost and self.loses(obj):
             self.lost += 1
-            raise Conflict(f"Job {obj.metadata.name} changed")
+            raise Conflict(f"{obj.kind} {obj.metadata.name} changed")
         return super().update_status(obj)
 
 
 def test_an_admission_lost_to_a_concurrent_write_is_decided_again_at_once(tmp_path: Path) -> None:
     # Before, the pass logged "the next pass sees it" and nothing ran it until the periodic resync
     # (10 s in `up`): a job on an idle machine waited up to that long to start.
-    store = LosesFirstAdmission(tmp_path / "q.db")
+    store = LosesFirstWrite(tmp_path / "q.db", lambda o: isinstance(o, Job) and o.status.phase == "Admitted")
     runtime = FakeRuntime()
     runtime.gpus = 4
     manager = Manager(store, [], resync_seconds=3600)
@@ -290,18 +293,8 @@ def test_an_admission_lost_to_a_concurrent_write_is_decided_again_at_once(tmp_pa
         store.close()
 
 
-class LosesFirstTeamStatus(SqlStore):
-    lost = 0
-
-    def update_status(self, obj: Any) -> Any:
-        if isinstance(obj, Team) and not self.lost:
-            self.lost += 1
-            raise Conflict(f"Team {obj.metadata.name} changed")
-        return super().update_status(obj)
-
-
 def test_a_pass_that_loses_a_write_asks_to_run_again(tmp_path: Path) -> None:
-    store = LosesFirstTeamStatus(tmp_path / "q.db")
+    store = LosesFirstWrite(tmp_path / "q.db", lambda o: isinstance(o, Team))
     runtime = FakeRuntime()
     runtime.gpus = 4
     queue = QueuePass(store, runtime, runtime, make_policy("fair"))

@@ -61,6 +61,7 @@ class QueuePass:
         """Observability hook: (accelerator resource, seconds) idle while admissible jobs waited."""
         self._idle: tuple[float, dict[str, int]] = (clock(), {})
         """Since when, and how many of each accelerator, sat free while jobs waited (after the last pass)."""
+        self._idle_series: set[str] = set()
         self.last_decisions: Decisions | None = None
         self.conflicted = False
         """Whether the last pass lost a write to a concurrent change (see ``run``)."""
@@ -153,6 +154,10 @@ class QueuePass:
         runs a pass, and the resync bounds the rest. Inadmissible jobs do not count as waiting work; GPUs
         model endpoints hold are not free."""
         since, free = self._idle
+        if self.on_idle is not None:
+            for resource in sorted(r for r in snapshot.capacity if "/" in r and r not in self._idle_series):
+                self.on_idle(resource, 0.0)  # the series exists from the first pass, so rate() is defined
+                self._idle_series.add(resource)
         if self.on_idle is not None and now > since:
             for resource, count in sorted(free.items()):
                 if count > 0:
