@@ -113,7 +113,9 @@ def test_capacity_sums_node_allocatable(cluster: KubernetesApiEmulator, api_clie
         "nvidia.com/gpu": 8,
     }
     # One worker runs on one node: the queue also gets each node's amounts ("pods" is not a resource).
-    assert (
-        KubernetesRuntime(api_client).nodes()
-        == [{"cpu": 64_000, "memory": 512 * 2**30, "nvidia.com/gpu": 4}] * 2
-    )
+    # A queue pass asks for both; one listing of the Nodes answers both (a second GET would hit the fault).
+    runtime = KubernetesRuntime(api_client)
+    assert runtime.capacity()["nvidia.com/gpu"] == 8
+    second_list = cluster.fail("GET", r"/api/v1/nodes", status=503)
+    assert runtime.nodes() == [{"cpu": 64_000, "memory": 512 * 2**30, "nvidia.com/gpu": 4}] * 2
+    assert second_list.hits == 0

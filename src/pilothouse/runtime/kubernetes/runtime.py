@@ -29,6 +29,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,6 +70,9 @@ HASH_ANNOTATION = "pilothouse.dev/spec-hash"
 MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 REVISION_SELECTOR = f"{MANAGED},{COMPONENT}={MODEL_SERVER_COMPONENT}"
 JOB_SELECTOR = f"{MANAGED},{COMPONENT}={WORKER}"
+NODE_LIST_TTL_SECONDS = 1.0
+"""How long one listing of the Nodes answers ``capacity`` and ``nodes`` (a node added or cordoned is seen
+at most this much later)."""
 REVISION_KINDS = ("Deployment", "Service", "PodDisruptionBudget")
 _JOB_META = ("name", "namespace", "labels", "annotations", "uid", "resourceVersion", "generation")
 
@@ -103,6 +107,8 @@ class KubernetesRuntime:
         self._stop = threading.Event()
         self._watchers: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._nodes_lock = threading.Lock()
+        self._nodes: tuple[float, list[Obj]] | None = None
 
     # -- endpoints --------------------------------------------------------------------------------
 
@@ -296,10 +302,19 @@ class KubernetesRuntime:
     # -- jobs -------------------------------------------------------------------------------------
 
     def capacity(self) -> dict[str, int]:
-        return node_capacity(self.api.list("Node"))
+        return node_capacity(self._node_list())
 
     def nodes(self) -> list[dict[str, int]]:
-        return node_shapes(self.api.list("Node"))
+        return node_shapes(self._node_list())
+
+    def _node_list(self) -> list[Obj]:
+        """The Nodes, listed at most once per ``NODE_LIST_TTL_SECONDS``: a queue pass asks for both
+        ``capacity`` and ``nodes``, and one GET serves both."""
+        with self._nodes_lock:
+            now = time.monotonic()
+            if self._nodes is None or now - self._nodes[0] > NODE_LIST_TTL_SECONDS:
+                self._nodes = (now, self.api.list("Node"))
+            return self._nodes[1]
 
     def handover_summary(self) -> HandoverSummary | None:
         return None  # the kubelet's device plugin hands devices over; nothing here sees it
