@@ -22,7 +22,8 @@ HOLDING_PHASES: frozenset[str] = frozenset({"Admitted", "Running", "Preempting"}
 """Phases in which a job holds (or is about to hold) its resources."""
 INADMISSIBLE = "Inadmissible"
 """Reason of a pending job that cannot start however long it waits, as capacity and quotas are now (more
-than the cluster has for jobs, or than its team may ever hold); Kueue's word for the same state."""
+than the cluster has for jobs, a worker larger than any node, or more than its team may ever hold);
+Kueue's word for the same state."""
 
 
 class JobSpec(StrictModel):

@@ -7,6 +7,10 @@ expected ends (``started + expected_duration``): each job starts at the first mo
 free, no earlier than the job ahead of it. Quotas and backfill are ignored there, so it is an estimate;
 it is None when a job depends on a release that is unknown (a running job with no expected duration, or
 one past it). Every reason names the team and the resource that blocks it.
+
+``inadmissible_reason`` is also asked once per submitted job by the engine: a job that cannot start
+however long it waits (more than the cluster, a worker larger than any node, more than its team's
+ceiling) is kept out of the order, and the reason is what the user reads.
 """
 
 from __future__ import annotations
