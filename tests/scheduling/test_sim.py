@@ -60,6 +60,27 @@ def test_busy_while_waiting_counts_only_time_when_a_job_waits(tmp_path: Path) ->
     m = measure(simulate(load(trace).jobs, 2, "fifo"))
     assert m.busy_while_waiting == pytest.approx(0.5)
     assert m.utilization == pytest.approx((100 + 20) / (2 * 110))
+    assert m.busy_while_arriving == pytest.approx(0.5)  # arrivals at 0 and 1: one of two GPUs held
+
+
+def test_busy_while_arriving_ends_at_the_last_submission_and_counts_idle_gaps(tmp_path: Path) -> None:
+    # One GPU: A (10 s) at 0, B (50 s) at 100. Between the arrivals the GPU is held 10 of 100 s; B's run
+    # after the last arrival is the drain, outside the window. Over the makespan: 60 of 150 s.
+    trace = write_trace(
+        tmp_path / "t.csv", [("2017-10-01 00:00:00", 10.0, 1, "x"), ("2017-10-01 00:01:40", 50.0, 1, "y")]
+    )
+    m = measure(simulate(load(trace).jobs, 1, "fifo"))
+    assert m.busy_while_arriving == pytest.approx(0.1)
+    assert m.utilization == pytest.approx(60 / 150)
+
+
+def test_busy_while_arriving_is_utilization_when_every_job_arrives_at_once(tmp_path: Path) -> None:
+    trace = write_trace(
+        tmp_path / "t.csv", [("2017-10-01 00:00:00", 10.0, 1, "x"), ("2017-10-01 00:00:00", 30.0, 2, "y")]
+    )
+    m = measure(simulate(load(trace).jobs, 2, "fifo"))
+    assert m.utilization == pytest.approx((10 + 60) / (2 * 40))
+    assert m.busy_while_arriving == m.utilization
 
 
 def test_one_job_credit_separates_gang_granularity_from_unfairness(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def render(m: Metrics) -> None:
         ("makespan", f"{m.makespan_h:.0f} h"),
         ("GPU utilization", f"{m.utilization:.1%}"),
         ("GPUs busy while jobs wait", f"{m.busy_while_waiting:.1%}"),
+        ("GPUs busy until the last arrival", f"{m.busy_while_arriving:.1%}"),
         ("Jain's index (held / fair share)", f"{m.jain:.3f}"),
         ("team-hours below 90% of fair share", f"{m.team_hours_below:.1%}"),
         ("...even with one more of its smallest waiting job", f"{m.team_hours_below_one_job:.1%}"),

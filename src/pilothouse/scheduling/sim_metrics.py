@@ -5,6 +5,11 @@ finish - first submit; utilization = useful GPU-seconds (duration x GPUs of ever
 not counted) / (GPUs x makespan); it is sensitive to when the last long jobs start (one 350-hour job
 starting 50 hours later moves it by 1.5 points). "Busy while waiting" is the direct measure of "GPUs never
 sit idle while work waits": GPUs held / GPUs, integrated over the time at least one job was waiting.
+"Busy while arriving" is GPUs held / GPUs from the first submission to the last: the part of the run in
+which the trace's workload is live, the same window for every policy (busy-while-waiting's window depends
+on the policy). It leaves out the drain after the last arrival, which sets the makespan, and which a
+cluster with a steady stream of new work never reaches; a trace whose jobs all arrive at once has no
+such window, and then it equals utilization.
 Fairness is measured against the fair share the core computes
 (``fairshare``) for every team *while it has waiting jobs*: per team-hour, the GPU-seconds it held
 divided by the GPU-seconds of its fair share, over the part of that hour it had jobs waiting. A
@@ -58,6 +63,8 @@ class Metrics:
     utilization: float
     busy_while_waiting: float
     """Fraction of GPUs held, over the time at least one job was waiting."""
+    busy_while_arriving: float
+    """Fraction of GPUs held from the first submission to the last."""
     jain: float
     team_hours_below: float
     """Fraction of team-hours with waiting jobs in which the team got < 90% of its fair share."""
@@ -124,6 +131,7 @@ def measure(run: SimRun) -> Metrics:
         makespan_h=makespan / HOUR,
         utilization=useful / (run.gpus * makespan),
         busy_while_waiting=_busy_while_waiting(run),
+        busy_while_arriving=_busy_while_arriving(run, first, useful / (run.gpus * makespan)),
         jain=jain,
         team_hours_below=float(below.sum() / waited.sum()) if waited.sum() else 0.0,
         team_hours_below_one_job=float(below_one / waited.sum()) if waited.sum() else 0.0,
@@ -147,6 +155,18 @@ def _busy_while_waiting(run: SimRun) -> float:
     waited = np.any(np.asarray(tl.waiting, dtype=bool), axis=1)[:-1]
     span = float((dt * waited).sum())
     return float((held * dt * waited).sum()) / (run.gpus * span) if span > 0 else 1.0
+
+
+def _busy_while_arriving(run: SimRun, first: float, utilization: float) -> float:
+    last = max((o.job.submit for o in run.outcomes), default=first)
+    tl = run.timeline
+    if last <= first or len(tl.times) < 2:
+        return utilization
+    t = np.asarray(tl.times)
+    held = np.asarray(tl.usage).sum(axis=1)
+    start = np.clip(t[:-1], first, last)
+    end = np.clip(t[1:], first, last)
+    return float((held[:-1] * (end - start)).sum()) / (run.gpus * (last - first))
 
 
 def _fairness(run: SimRun, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int]:
