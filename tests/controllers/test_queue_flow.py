@@ -125,6 +125,8 @@ def test_laptop_mode_shares_the_machine_and_starts_the_next_job_at_once(make_que
     assert finished.exitCode == 0 and finished.completionTime is not None
     reasons = {e.reason for e in q.store.list_events()}
     assert {"Admitted", "Started", "Completed"} <= reasons
+    started = [e.message for e in q.store.list_events() if e.reason == "Started"]
+    assert f"attempt 1: 1 worker(s), worker 0 on accelerator(s) {devices[0]}" in started
 
 
 def test_borrowing_then_reclaim_restores_the_owners_share(make_queue: Any) -> None:

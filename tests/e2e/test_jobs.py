@@ -149,6 +149,10 @@ def test_queue_shows_position_eta_and_reason_and_delete_cancels(
     )
     queue = plane.cli("queue").stdout
     assert "second" in queue and "nvidia.com/gpu" in queue
+    assert (
+        "second" in plane.cli("queue", "-A").stdout and "second" in plane.cli("queue", "-n", "default").stdout
+    )
+    assert "second" not in plane.cli("queue", "-n", "elsewhere").stdout
     pids = [p.pid for p in plane.descendants() if "work.py" in " ".join(p.cmdline())]
     assert pids
     assert "deleted" in plane.cli("delete", "job", "first").stdout

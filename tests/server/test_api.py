@@ -204,3 +204,26 @@ def test_client_apply_create_configure_unchanged_and_errors(api: Api) -> None:
         gone = client.delete(ME, "default", "iris")
         assert gone.metadata.name == "iris"
         assert client.replicas_of(gone.metadata.uid or "") == []
+
+
+def test_client_reports_an_object_it_cannot_read_instead_of_a_traceback() -> None:
+    # An object stored before a rule the client now checks (an empty Job command), or sent by a server of
+    # another version: the client names the object and the field, as an ApiError the CLI prints in one line.
+    job = {
+        "apiVersion": "pilothouse.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": "old", "namespace": "nlp"},
+        "spec": {"command": []},
+    }
+    answers = {"/apis/pilothouse.dev/v1alpha1/namespaces/nlp/jobs/old": job}
+    answers["/apis/pilothouse.dev/v1alpha1/namespaces/nlp/jobs/alien"] = {**job, "kind": "Gizmo"}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answers[request.url.path]))
+    with PilothouseClient("http://control-plane", transport=transport) as client:
+        with pytest.raises(ApiError) as info:
+            client.get(resolve_kind("job"), "nlp", "old")
+        assert info.value.reason == "UnreadableResponse"
+        assert (
+            "Job 'old'" in info.value.message and "spec: Value error, command must be" in info.value.message
+        )
+        with pytest.raises(ApiError, match="Gizmo 'old', which this client cannot read \\(unknown kind\\)"):
+            client.get(resolve_kind("job"), "nlp", "alien")

@@ -107,6 +107,7 @@ _DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _EXTRAS: dict[tuple[str, str], dict[str, Any]] = {
     ("JobSpec", "priorityClassName"): {"enum": ["low", "normal", "high"]},
     ("JobSpec", "command"): {"minItems": 1, "items": {"minLength": 1}},
+    ("JobSpec", "image"): {"pattern": r"^\S+$"},
     ("TeamSpec", "priorityClasses"): {"items": {"enum": ["low", "normal", "high"]}},
     ("TeamSpec", "cohort"): {"pattern": _DNS1123_LABEL, "maxLength": 63},
 }

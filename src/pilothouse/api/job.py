@@ -56,8 +56,10 @@ class JobSpec(StrictModel):
             raise ValueError(f"priorityClassName: unknown class {self.priorityClassName!r} (known: {known})")
         if (self.command is None) == (self.image is None):
             raise ValueError("exactly one of command or image must be set")
-        if self.command is not None and not all(self.command):
+        if self.command is not None and not (self.command and all(self.command)):
             raise ValueError("command must be a non-empty list of non-empty strings")
+        if self.image is not None and (not self.image or any(c.isspace() for c in self.image)):
+            raise ValueError("image must be a non-empty image reference without spaces")
         return self
 
 

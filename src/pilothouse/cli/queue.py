@@ -21,8 +21,13 @@ from pilothouse.cli.output import age, estimated_start
 def queue(
     ctx: typer.Context,
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="One team's jobs")] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Every team's jobs (the default; overrides -n)")
+    ] = False,
 ) -> None:
-    """Pending jobs: position, estimated start and the reason they wait."""
+    """Pending jobs: position, estimated start and the reason they wait (every team's unless -n)."""
+    if all_namespaces:
+        namespace = None
     with state(ctx).client() as client:
         jobs = [j for j in client.list(resolve_kind("job"), namespace) if isinstance(j, Job)]
     pending = [j for j in jobs if j.status.phase == "Pending"]

@@ -45,3 +45,16 @@ class ServerUnreachable(ApiError):
             "Unreachable",
             f"cannot reach the Pilothouse server at {url} ({detail}); is `pilothouse up` running?",
         )
+
+
+class UnreadableResponse(ApiError):
+    """The server answered with an object this client's models reject: the two are different versions,
+    or the stored object predates a rule the client now checks."""
+
+    def __init__(self, kind: str, name: str, problem: str) -> None:
+        super().__init__(
+            0,
+            "UnreadableResponse",
+            f"the server sent {kind} {name!r}, which this client cannot read ({problem}); "
+            "are the client and the server the same version? (`pilothouse version`)",
+        )

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
+from pydantic import ValidationError
 
 from pilothouse.api.meta import API_VERSION
 from pilothouse.api.registry import KINDS, KindInfo, Resource, to_document
-from pilothouse.client.errors import ApiError, ServerUnreachable
+from pilothouse.client.errors import ApiError, ServerUnreachable, UnreadableResponse
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,19 @@ class PilothouseClient:
 
     @staticmethod
     def _parse(doc: Any) -> Resource:
-        return KINDS[doc["kind"]].model.model_validate(doc)
+        kind = str(doc.get("kind", "?")) if isinstance(doc, dict) else "?"
+        name = str((doc.get("metadata") or {}).get("name", "?")) if isinstance(doc, dict) else "?"
+        info = KINDS.get(kind)
+        if info is None:
+            raise UnreadableResponse(kind, name, "unknown kind")
+        try:
+            return info.model.model_validate(doc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UnreadableResponse(
+                kind, name, f"{where}: {first['msg']}" if where else first["msg"]
+            ) from None
 
     # -- resources --------------------------------------------------------------------------------
 

@@ -104,9 +104,10 @@ class JobReconciler:
 
     @staticmethod
     def _started_event(job: Job, plan: JobPlan) -> JobEvent:
-        devices = "; ".join(d for d in plan.status.devices if d) or "no accelerators"
+        held = [(i, d) for i, d in enumerate(plan.status.devices) if d]
+        devices = "; ".join(f"worker {i} on accelerator(s) {d}" for i, d in held) or "no accelerators"
         return JobEvent(
-            "Normal", "Started", f"attempt {plan.status.attempts}: {job.spec.workers} worker(s) on {devices}"
+            "Normal", "Started", f"attempt {plan.status.attempts}: {job.spec.workers} worker(s), {devices}"
         )
 
     @staticmethod

@@ -144,6 +144,14 @@ CASES: list[tuple[str, dict[str, Any], str | None, bool]] = [
         False,
     ),
     ("job-priority", _with(JOB, "spec.priorityClassName", "urgent"), "is not one of", False),
+    ("job-empty-command", _with(JOB, "spec.command", []), "should be non-empty", False),
+    ("job-empty-argument", _with(JOB, "spec.command", ["python", ""]), "should be non-empty", False),
+    (
+        "job-blank-image",
+        _with(_with(JOB, "spec.command", _DELETE), "spec.image", "  "),
+        "does not match",
+        False,
+    ),
     ("job-workers", _with(JOB, "spec.workers", 0), "minimum", False),
     (
         "team-quota",
