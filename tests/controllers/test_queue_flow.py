@@ -168,6 +168,29 @@ def test_borrowing_then_reclaim_restores_the_owners_share(make_queue: Any) -> No
     )
 
 
+def test_a_deleted_teams_running_jobs_keep_no_quota_and_are_reclaimed(make_queue: Any) -> None:
+    # Before, the jobs of a Team deleted while they ran held their GPUs with no quota at all, and no team
+    # could take them back: nlp waited on its own nominal quota until they ended.
+    q = make_queue(gpus=8)
+    q.store.create(team("vision", 4))
+    q.store.create(team("nlp", 4))
+    q.store.create(job("v1", "vision"))
+    q.store.create(job("v2", "vision"))
+    wait_for(lambda: q.phase("v1", "vision") == q.phase("v2", "vision") == "Running", what="vision borrows")
+    q.store.delete("Team", "", "vision")
+    q.store.create(job("n1", "nlp"))
+    wait_for(
+        lambda: "Preempting" in (q.phase("v1", "vision"), q.phase("v2", "vision")), what="reclaim preempts"
+    )
+    victim = "v1" if q.phase("v1", "vision") == "Preempting" else "v2"
+    assert "vision has no Team, so its jobs hold no quota" in q.get(victim, "vision").status.message
+    q.runtime.finish_job(q.uid(victim, "vision"), "Stopped")
+    wait_for(lambda: q.phase("n1", "nlp") == "Running", what="nlp runs on its quota")
+    wait_for(lambda: q.get(victim, "vision").status.reason == "NoTeam", what="the victim waits for a Team")
+    other = "v2" if victim == "v1" else "v1"
+    assert q.phase(other, "vision") == "Running", "nobody needed the other job's GPUs"
+
+
 def test_failed_job_is_retried_then_fails(make_queue: Any) -> None:
     q = make_queue(gpus=4)
     q.store.create(job("flaky", maxRetries=1))

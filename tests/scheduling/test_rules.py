@@ -381,3 +381,20 @@ def test_a_worker_needing_what_no_single_node_has_all_of_is_inadmissible() -> No
     assert never.reason == (
         "team a: cannot start here: each worker needs 16 cpu, 1 nvidia.com/gpu on one node, and no node has all of it"
     )
+
+
+def test_jobs_of_a_namespace_without_a_team_hold_no_quota_and_are_reclaimed_from() -> None:
+    # "gone" has no Team (deleted while its job ran, or jobs ran before Teams existed). b borrows a's idle
+    # nominal within its fair share (6), so the only GPUs a can take back are the teamless job's.
+    teams = [team("a", 4), team("b", 4)]
+    run = [running(job(f"b{i}", "b", 1), started=float(i)) for i in range(6)]
+    run += [running(job("old", "gone", 2), started=0.0)]
+    s = snap(8, teams, run, [job("a1", "a", 2, submitted=9)])
+    decisions = make_policy("fair").schedule(s)
+    assert [(p.job_id, p.for_job) for p in decisions.preempt] == [("old", "a1")]
+    assert decisions.preempt[0].reason.endswith("gone has no Team, so its jobs hold no quota")
+    # A team outside any cohort may take its nominal back from them too; nobody below its share: no one.
+    alone = snap(8, [team("a", 4, cohort=None)], [running(job("old", "gone", 8))], [job("a1", "a", 2)])
+    assert [p.job_id for p in make_policy("fair").schedule(alone).preempt] == ["old"]
+    idle = snap(8, [team("a", 4)], [running(job("old", "gone", 8))], [])
+    assert make_policy("fair").schedule(idle).preempt == []

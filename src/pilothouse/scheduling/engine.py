@@ -130,6 +130,10 @@ class Engine:
         """Waiting job -> the jobs preempted to make room for it. A nominated job is offered that room first
         in every later cycle, before the ordered walk, so the room a reclaim frees goes to the job it was
         freed for (not to the victim's own requeued job, which would make the pair bounce)."""
+        self.teamless: set[int] = set()
+        """Teams the engine made up for jobs whose team it was not given (a namespace whose Team was
+        deleted, or that never had one while other Teams exist): their running jobs hold no quota, so any
+        team below its fair share may reclaim from them, cohort or not."""
         self.inadmissible: dict[str, str] = {}
         """Pending job -> why it cannot start (more than the cluster, or than its team's ceiling): kept out
         of the queues, so it takes no reservation and adds nothing to its team's demand."""
@@ -140,6 +144,7 @@ class Engine:
         index = self.book.team_index.get(name)
         if index is None:
             index = self.book.add_team(TeamSpec(name=name, quotas={}))
+            self.teamless.add(index)
             self.book.scale[index] = [float(max(c, 1)) for c in self.capacity]
             self.queues.add_team(len(self.space.names))
             self.by_team.append({})
@@ -673,6 +678,7 @@ class _Cycle:
             for t in range(len(book.teams))
             if e.by_team[t] and any(book.usage[t][r] > shares[t][r] + 1e-9 for r in managed)
         ]
+        teamless = [t for t in over if t in e.teamless]
         if not any(pool):
             # Nothing is terminating, so no job can wait for a release: only teams that may reclaim or
             # preempt their own lower-priority jobs have anything to do here.
@@ -681,7 +687,7 @@ class _Cycle:
                 (team, job)
                 for team, job in firsts
                 if (
-                    book.cohort_of[team] >= 0
+                    (book.cohort_of[team] >= 0 or teamless)
                     and any(book.usage[team][r] < below * shares[team][r] for r in managed)
                 )
                 or min(e.priorities[team], default=job.req.priority) < job.req.priority
@@ -695,16 +701,19 @@ class _Cycle:
             wants = [r for r in managed if job.need[r]]
             in_fair = any(book.usage[team][r] < self.rules.reclaim_below * shares[team][r] for r in wants)
             cohort = book.cohort_of[team]
-            if in_fair and cohort >= 0:
+            if in_fair and (cohort >= 0 or teamless):
+                # Jobs of no team first (they hold no quota at all), then the cohort's borrowers.
                 ranked = sorted(
                     (
                         rec
                         for t in over
-                        if t != team and book.cohort_of[t] == cohort
+                        if t != team and ((cohort >= 0 and book.cohort_of[t] == cohort) or t in e.teamless)
                         for rec in e.by_team[t].values()
                         if rec.preemptible and not rec.terminating and rec.id not in taken
                     ),
-                    key=_victim_order,
+                    key=_victim_order
+                    if not e.teamless
+                    else lambda rec: (rec.team not in e.teamless, *_victim_order(rec)),
                 )
                 for option in self._reclaim_options(team, job) if ranked else ():
                     # A job that fits in what is free but did not start is held by the head's

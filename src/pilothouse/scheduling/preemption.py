@@ -2,7 +2,8 @@
 
 Three modes share the walk. ``reclaim`` (``fair``): a team below 90% of its fair share takes back
 borrowed resources from teams above theirs, never pushing a victim team below 90% of its own share (the
-room then goes to the job it was freed for: ``Engine.nominated``). ``priority``
+room then goes to the job it was freed for: ``Engine.nominated``), and first from jobs of no team at all
+(``Engine.teamless``: entitled to nothing, so anything they hold may be taken back). ``priority``
 (``fair``): within one team, a higher-priority job displaces lower-priority ones when the team is at
 quota. ``las``: a job with less attained service displaces jobs in a lower LAS queue. Candidates arrive
 ranked by the caller (lowest priority, then most recently started, first). A victim is taken only if it
@@ -109,6 +110,13 @@ def _reason(
     r = e.gpu if e.gpu in used else used[0]
     need = amount(names[r], job.need[r])
     me, them = teams[job.team].name, teams[rec.team].name
+    if mode == "reclaim" and rec.team in e.teamless:
+        assert shares is not None
+        return (
+            f"reclaim: team {me} is below its fair share of {names[r]} "
+            f"({book.usage[job.team][r]:g} used, fair share {shares[job.team][r]:.1f}) and job {job.id} needs {need}; "
+            f"{them} has no Team, so its jobs hold no quota"
+        )
     if mode == "reclaim":
         assert shares is not None
         return (
