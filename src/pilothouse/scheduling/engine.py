@@ -702,7 +702,6 @@ class _Cycle:
             in_fair = any(book.usage[team][r] < self.rules.reclaim_below * shares[team][r] for r in wants)
             cohort = book.cohort_of[team]
             if in_fair and (cohort >= 0 or teamless):
-                # Jobs of no team first (they hold no quota at all), then the cohort's borrowers.
                 ranked = sorted(
                     (
                         rec
@@ -711,9 +710,7 @@ class _Cycle:
                         for rec in e.by_team[t].values()
                         if rec.preemptible and not rec.terminating and rec.id not in taken
                     ),
-                    key=_victim_order
-                    if not e.teamless
-                    else lambda rec: (rec.team not in e.teamless, *_victim_order(rec)),
+                    key=self._reclaim_order if e.teamless else _victim_order,
                 )
                 for option in self._reclaim_options(team, job) if ranked else ():
                     # A job that fits in what is free but did not start is held by the head's
@@ -748,6 +745,10 @@ class _Cycle:
                 taken.update(v.job_id for v in victims)
                 self._apply(beneficiary, victims)
         self._undo_tentative()
+
+    def _reclaim_order(self, rec: RunningRec) -> tuple[Any, ...]:
+        """Reclaim victims: jobs of no team first (they hold no quota at all), then ``_victim_order``."""
+        return (rec.team not in self.e.teamless, *_victim_order(rec))
 
     def _admitted_now(self) -> set[str]:
         """Jobs this cycle admitted: never victims of the same cycle (one decision must not both start and

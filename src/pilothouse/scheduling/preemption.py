@@ -110,20 +110,18 @@ def _reason(
     r = e.gpu if e.gpu in used else used[0]
     need = amount(names[r], job.need[r])
     me, them = teams[job.team].name, teams[rec.team].name
-    if mode == "reclaim" and rec.team in e.teamless:
-        assert shares is not None
-        return (
-            f"reclaim: team {me} is below its fair share of {names[r]} "
-            f"({book.usage[job.team][r]:g} used, fair share {shares[job.team][r]:.1f}) and job {job.id} needs {need}; "
-            f"{them} has no Team, so its jobs hold no quota"
-        )
     if mode == "reclaim":
         assert shares is not None
+        why = (
+            f"{them} has no Team, so its jobs hold no quota"
+            if rec.team in e.teamless
+            else f"team {them} is above its own ({cycle.usage_before[rec.team][r]:g} used, "
+            f"fair share {shares[rec.team][r]:.1f})"
+        )
         return (
             f"reclaim: team {me} is below its fair share of {names[r]} "
             f"({book.usage[job.team][r]:g} used, fair share {shares[job.team][r]:.1f}) and job {job.id} needs {need}; "
-            f"team {them} is above its own ({cycle.usage_before[rec.team][r]:g} used, "
-            f"fair share {shares[rec.team][r]:.1f})"
+            f"{why}"
         )
     if mode == "priority":
         return (
