@@ -95,6 +95,7 @@ def measure(run: SimRun) -> Metrics:
     last = max((o.finish for o in done), default=first)
     makespan = max(last - first, 1e-9)
     useful = sum(o.job.duration * o.job.gpus for o in done)
+    utilization = useful / (run.gpus * makespan)
     names = sorted(run.teams)
     delivered = {name: 0.0 for name in names}
     for o in done:
@@ -129,9 +130,9 @@ def measure(run: SimRun) -> Metrics:
         p99_jct_h=float(np.percentile(jct, 99)) / HOUR,
         avg_wait_h=float(wait.mean()) / HOUR,
         makespan_h=makespan / HOUR,
-        utilization=useful / (run.gpus * makespan),
+        utilization=utilization,
         busy_while_waiting=_busy_while_waiting(run),
-        busy_while_arriving=_busy_while_arriving(run, first, useful / (run.gpus * makespan)),
+        busy_while_arriving=_busy_while_arriving(run, first, utilization),
         jain=jain,
         team_hours_below=float(below.sum() / waited.sum()) if waited.sum() else 0.0,
         team_hours_below_one_job=float(below_one / waited.sum()) if waited.sum() else 0.0,
